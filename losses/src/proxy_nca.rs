@@ -1,0 +1,83 @@
+//! ProxyNCA (Movshovitz-Attias et al. 2017; paper.md §2): one proxy per class, squared Euclidean
+//! distance between scaled unit vectors.
+use crate::centers::{l2_normalize, Centers};
+use crate::{checks, LossError, LossOutput, MetricLoss};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+/// Settings of ProxyNCA.
+///
+/// Default: `scale: 3`, `include_positive: true`. The paper's form leaves the positive proxy out of
+/// the denominator, which makes the loss unbounded below (it keeps falling as negatives move away);
+/// common re-implementations, pytorch-metric-learning's `ProxyNCALoss` among them, include it
+/// (plain softmax cross-entropy over `−s²‖x − p‖²`) and scale both unit vectors by s = 3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyNcaConfig {
+    /// Scale s applied to both the unit embedding and the unit proxy before the distance.
+    pub scale: f64,
+    /// Whether the positive proxy's term is in the softmax denominator (see the type's doc).
+    pub include_positive: bool,
+}
+
+impl Default for ProxyNcaConfig {
+    fn default() -> Self {
+        Self { scale: 3.0, include_positive: true }
+    }
+}
+
+impl ProxyNcaConfig {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), LossError> {
+        checks::positive("scale", self.scale)
+    }
+
+    /// Builds the loss with its C proxies registered under `path` (as the variable `centers`).
+    pub fn build(&self, path: &nn::Path, num_classes: i64, dim: i64) -> Result<ProxyNca, LossError> {
+        self.validate()?;
+        if !self.include_positive && num_classes < 2 {
+            return Err(LossError::InvalidConfig {
+                field: "include_positive",
+                value: "false".into(),
+                expected: "true when there is a single class (the denominator would be empty)",
+            });
+        }
+        Ok(ProxyNca { config: self.clone(), proxies: Centers::new(path, num_classes, 1, dim)? })
+    }
+}
+
+/// ProxyNCA: `−log( exp(−s²‖x_i − p_{y_i}‖²) / Σ_j exp(−s²‖x_i − p_j‖²) )` on unit x and p, with
+/// j running over all classes or over j ≠ y_i (`include_positive`).
+#[derive(Debug)]
+pub struct ProxyNca {
+    config: ProxyNcaConfig,
+    proxies: Centers,
+}
+
+impl MetricLoss for ProxyNca {
+    fn forward(&self, embeddings: &Tensor, labels: &Tensor) -> Result<LossOutput, LossError> {
+        checks::check_batch(embeddings, labels, self.proxies.dim, Some(self.proxies.num_classes))?;
+        let x = l2_normalize(embeddings, 1)?;
+        let p = self.proxies.normalized()?.to_kind(x.kind());
+        // ‖s·x − s·p‖² = s²(‖x‖² + ‖p‖² − 2 x·p), written out so no N × C × dim tensor is formed.
+        let s2 = self.config.scale * self.config.scale;
+        let xx = x.f_square()?.f_sum_dim_intlist([1].as_slice(), true, x.kind())?;
+        let pp = p.f_square()?.f_sum_dim_intlist([0].as_slice(), true, p.kind())?;
+        let sq_dist = xx.f_add(&pp)?.f_sub(&x.f_matmul(&p)?.f_mul_scalar(2.0)?)?.f_clamp_min(0.0)?;
+        let logits = sq_dist.f_mul_scalar(-s2)?;
+        let idx = labels.f_unsqueeze(1)?;
+        let positive = logits.f_gather(1, &idx, false)?.f_squeeze_dim(1)?;
+        let denominator = if self.config.include_positive {
+            logits.f_logsumexp([1].as_slice(), false)?
+        } else {
+            let mask = logits.f_zeros_like()?.f_scatter_value(1, &idx, 1.0)?.f_to_kind(tch::Kind::Bool)?;
+            logits.f_masked_fill(&mask, f64::NEG_INFINITY)?.f_logsumexp([1].as_slice(), false)?
+        };
+        let loss = denominator.f_sub(&positive)?.f_mean(logits.kind())?;
+        Ok(LossOutput::classification_only(loss))
+    }
+
+    fn centers(&self) -> Option<&Centers> {
+        Some(&self.proxies)
+    }
+}

@@ -1,0 +1,261 @@
+//! Properties the paper states or implies (paper.md §2), each checked on random inputs.
+mod common;
+
+use common::*;
+use losses::{LossConfig, LossError, SoftTripleConfig};
+use tch::{Kind, Tensor};
+
+fn yaml(s: &str) -> LossConfig {
+    serde_yaml::from_str(s).unwrap()
+}
+
+#[test]
+fn soft_triple_with_one_centre_equals_softmax_norm() {
+    tch::manual_seed(1);
+    let (dim, classes) = (7, 5);
+    let x = randn(&[12, dim]).set_requires_grad(true);
+    let y = labels(&[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]);
+    let w = randn(&[dim, classes]);
+    let soft = build(&yaml("{kind: soft_triple, centers_per_class: 1}"), classes, dim);
+    let norm = build(&yaml("{kind: softmax_norm}"), classes, dim);
+    soft.set_centers(&w);
+    norm.set_centers(&w);
+    let a = soft.loss.forward(&x, &y).unwrap();
+    let b = norm.loss.forward(&x, &y).unwrap();
+    assert!(a.regularizer.is_none(), "K = 1 must have no regularizer");
+    let (va, vb) = (f64::try_from(&a.loss).unwrap(), f64::try_from(&b.loss).unwrap());
+    assert!((va - vb).abs() < 1e-12, "{va} vs {vb}");
+    a.loss.backward();
+    let ga = x.grad().copy();
+    let _ = x.grad().zero_();
+    b.loss.backward();
+    assert!(max_abs_diff(&ga, &x.grad()) < 1e-12);
+    assert!(max_abs_diff(&soft.centers().grad(), &norm.centers().grad()) < 1e-12);
+}
+
+#[test]
+fn soft_triple_approaches_hard_triple_as_gamma_goes_to_zero() {
+    tch::manual_seed(2);
+    let (dim, classes, k) = (6, 4, 3);
+    let x = randn(&[10, dim]);
+    let y = labels(&[0, 1, 2, 3, 0, 1, 2, 3, 0, 1]);
+    let w = randn(&[dim, classes * k]);
+    let hard = build(&yaml("{kind: hard_triple, centers_per_class: 3}"), classes, dim);
+    hard.set_centers(&w);
+    let target = hard.value(&x, &y);
+    let mut gaps = vec![];
+    for gamma in [1.0, 0.1, 0.01, 0.001, 0.0001] {
+        let cfg =
+            LossConfig::SoftTriple(SoftTripleConfig { gamma, tau: 0.0, centers_per_class: k, ..Default::default() });
+        let soft = build(&cfg, classes, dim);
+        soft.set_centers(&w);
+        gaps.push((soft.value(&x, &y) - target).abs());
+    }
+    assert!(gaps.windows(2).all(|g| g[1] <= g[0] + 1e-12), "gap does not shrink: {gaps:?}");
+    assert!(gaps[0] > 1e-3, "γ = 1 should differ from HardTriple: {gaps:?}");
+    assert!(*gaps.last().unwrap() < 1e-6, "γ → 0 should reach HardTriple: {gaps:?}");
+}
+
+#[test]
+fn regularizer_is_zero_for_coincident_centres_positive_otherwise_absent_at_tau_zero_or_k_one() {
+    tch::manual_seed(3);
+    let (dim, classes, k) = (5, 3, 4);
+    let x = randn(&[6, dim]);
+    let y = labels(&[0, 1, 2, 0, 1, 2]);
+    let st = build(&yaml("{kind: soft_triple, centers_per_class: 4, tau: 0.2}"), classes, dim);
+
+    // Every class's K centres are the same direction (different lengths: storage is not normalised).
+    let per_class = randn(&[dim, classes, 1]);
+    let scales = Tensor::from_slice(&[1.0, 2.0, 0.5, 3.0]).view([1, 1, k]);
+    st.set_centers(&(per_class * scales).reshape([dim, classes * k]));
+    let out = st.loss.forward(&x, &y).unwrap();
+    let reg = f64::try_from(out.regularizer.as_ref().unwrap()).unwrap();
+    // Coincident unit centres: each pair contributes sqrt(ε) = sqrt(1e-5).
+    let expected = (1e-5f64).sqrt() * (classes * k * (k - 1) / 2) as f64 / (classes * k * (k - 1)) as f64;
+    assert!((reg - expected).abs() < 1e-9, "coincident centres: regularizer {reg}, expected {expected}");
+
+    st.set_centers(&randn(&[dim, classes * k]));
+    let out = st.loss.forward(&x, &y).unwrap();
+    let reg = f64::try_from(out.regularizer.as_ref().unwrap()).unwrap();
+    assert!(reg > 0.1, "distinct centres must be penalised: {reg}");
+    let total = f64::try_from(&out.loss).unwrap();
+    let cls = f64::try_from(&out.classification).unwrap();
+    assert!((total - (cls + 0.2 * reg)).abs() < 1e-12, "objective is classification + τ·R");
+
+    let no_tau = build(&yaml("{kind: soft_triple, centers_per_class: 4, tau: 0}"), classes, dim);
+    assert!(no_tau.loss.forward(&x, &y).unwrap().regularizer.is_none());
+    let k1 = build(&yaml("{kind: soft_triple, centers_per_class: 1, tau: 0.2}"), classes, dim);
+    let out = k1.loss.forward(&x, &y).unwrap();
+    assert!(out.regularizer.is_none());
+    assert!(f64::try_from(&out.loss).unwrap().is_finite(), "K = 1 must not divide by zero");
+}
+
+#[test]
+fn rescaling_stored_centres_or_embeddings_leaves_every_centre_loss_unchanged() {
+    tch::manual_seed(4);
+    let (dim, classes) = (6, 3);
+    let x = randn(&[9, dim]);
+    let y = labels(&[0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    for config in all_kinds() {
+        let b = build(&config, classes, dim);
+        let before = b.value(&x, &y);
+        let rescaled_x = b.value(&(&x * 3.7), &y);
+        assert!((before - rescaled_x).abs() < 1e-10, "{}: embedding scale changed the loss", config.kind());
+        if let Some(c) = b.loss.centers() {
+            // A different positive factor per centre column.
+            let factors = Tensor::rand([1, c.var.size()[1]], (Kind::Double, tch::Device::Cpu)) * 10.0 + 0.1;
+            let scaled = c.var.shallow_clone() * factors;
+            b.set_centers(&scaled);
+            let after = b.value(&x, &y);
+            assert!((before - after).abs() < 1e-10, "{}: {before} vs {after}", config.kind());
+        }
+    }
+}
+
+#[test]
+fn triplet_loss_is_zero_on_a_well_separated_batch_and_positive_on_a_mixed_one() {
+    // Three classes on three orthogonal axes, small jitter: d(a,p) ≈ 0.1, d(a,n) ≈ √2.
+    let mut rows = vec![];
+    let mut ys = vec![];
+    for c in 0..3 {
+        for j in 0..3 {
+            let mut r = vec![0.0; 4];
+            r[c] = 1.0;
+            r[3] = 0.05 * (j as f64 - 1.0);
+            rows.push(r);
+            ys.push(c as i64);
+        }
+    }
+    let x = matrix(&rows);
+    let y = labels(&ys);
+    for mining in ["all", "semihard", "hard"] {
+        let b = build(&yaml(&format!("{{kind: triplet, margin: 0.2, mining: {mining}}}")), 3, 4);
+        let out = b.loss.forward(&x, &y).unwrap();
+        assert_eq!(f64::try_from(&out.loss).unwrap(), 0.0, "{mining}");
+        assert_eq!(f64::try_from(out.active_fraction.unwrap()).unwrap(), 0.0, "{mining}");
+        // Swap the labels of two samples: now some triplets violate the margin.
+        let mixed = labels(&[0, 0, 1, 1, 1, 0, 2, 2, 2]);
+        let out = b.loss.forward(&x, &mixed).unwrap();
+        if mining != "semihard" {
+            assert!(f64::try_from(&out.loss).unwrap() > 0.1, "{mining}: mixed batch must have a loss");
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let b = build(&yaml("{kind: soft_triple, centers_per_class: 2}"), 3, 4);
+    let x = randn(&[4, 4]);
+    let err = |r: Result<losses::LossOutput, LossError>| r.expect_err("must be an error");
+
+    assert!(matches!(err(b.loss.forward(&x, &labels(&[0, 1, 2, 3]))), LossError::LabelOutOfRange { max: 3, .. }));
+    assert!(matches!(err(b.loss.forward(&x, &labels(&[0, -1, 2, 0]))), LossError::LabelOutOfRange { min: -1, .. }));
+    assert!(matches!(err(b.loss.forward(&randn(&[4, 5]), &labels(&[0, 1, 2, 0]))), LossError::BadShape { .. }));
+    assert!(matches!(err(b.loss.forward(&x, &labels(&[0, 1, 2]))), LossError::BadShape { .. }));
+    assert!(matches!(err(b.loss.forward(&x, &Tensor::from_slice(&[0i32, 1, 2, 0]))), LossError::BadShape { .. }));
+    assert!(matches!(err(b.loss.forward(&randn(&[0, 4]), &labels(&[]))), LossError::EmptyBatch));
+    let nan = randn(&[4, 4]);
+    let _ = nan.get(1).get(2).fill_(f64::NAN);
+    assert!(matches!(err(b.loss.forward(&nan, &labels(&[0, 1, 2, 0]))), LossError::NonFiniteEmbeddings));
+
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let k0 = yaml("{kind: soft_triple, centers_per_class: 0}").build(&vs.root(), 3, 4).expect_err("K = 0");
+    assert!(k0.to_string().contains("centers_per_class"), "{k0}");
+    let g0 = yaml("{kind: soft_triple, gamma: 0}").build(&vs.root(), 3, 4).expect_err("gamma = 0");
+    assert!(g0.to_string().contains("gamma"), "{g0}");
+    let neg_tau = yaml("{kind: soft_triple, tau: -1}").validate().expect_err("tau < 0");
+    assert!(neg_tau.to_string().contains("tau"), "{neg_tau}");
+
+    let t = build(&yaml("{kind: triplet}"), 3, 4);
+    assert!(t.loss.forward(&x, &labels(&[0, 1, 2, 0])).is_ok(), "one pair and two negatives form triplets");
+    let e = err(t.loss.forward(&x, &labels(&[0, 1, 2, 3])));
+    assert!(e.to_string().contains("no valid triplet") && e.to_string().contains("no class has two images"), "{e}");
+    let e = err(t.loss.forward(&x, &labels(&[1, 1, 1, 1])));
+    assert!(e.to_string().contains("same class"), "{e}");
+}
+
+#[test]
+fn config_rejects_unknown_fields_and_kinds_and_fills_paper_defaults() {
+    let e = serde_yaml::from_str::<LossConfig>("{kind: soft_triple, gama: 0.1}").unwrap_err().to_string();
+    assert!(e.contains("gama"), "{e}");
+    let e = serde_yaml::from_str::<LossConfig>("{kind: softer_triple}").unwrap_err().to_string();
+    assert!(e.contains("softer_triple"), "{e}");
+    let c: LossConfig = serde_yaml::from_str("{kind: soft_triple}").unwrap();
+    assert_eq!(
+        c,
+        LossConfig::SoftTriple(SoftTripleConfig {
+            la: 20.0,
+            gamma: 0.1,
+            tau: 0.2,
+            margin: 0.01,
+            centers_per_class: 10
+        })
+    );
+    let back: LossConfig = serde_yaml::from_str(&serde_yaml::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+}
+
+#[test]
+fn centres_are_one_class_major_variable_named_centers_with_official_init() {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let loss = yaml("{kind: soft_triple, centers_per_class: 4}").build(&vs.root().sub("loss"), 50, 16).unwrap();
+    let vars = vs.variables();
+    assert_eq!(vars.len(), 1);
+    let v = &vars["loss.centers"];
+    assert_eq!(v.size(), vec![16, 200]);
+    let bound = 1.0 / 200f64.sqrt();
+    let max = f64::try_from(v.abs().max()).unwrap();
+    assert!(max <= bound && max > 0.9 * bound, "uniform(±1/√(C·K)): max {max}, bound {bound}");
+    // Class-major layout: making column c·K + k the only centre near x moves class c's similarity.
+    let c = loss.centers().unwrap();
+    assert_eq!((c.num_classes, c.per_class, c.dim), (50, 4, 16));
+}
+
+#[test]
+fn class_major_layout_puts_centre_k_of_class_c_at_column_c_times_k_plus_k() {
+    let (dim, classes, k) = (3, 2, 2);
+    let b = build(&yaml("{kind: hard_triple, centers_per_class: 2, margin: 0}"), classes, dim);
+    // Class 0: centres e0, e1; class 1: centres e2, -e2.
+    let w = matrix(&[vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, -1.0]]);
+    b.set_centers(&w);
+    let _ = k;
+    // x = e1: class 0's best centre (e1) has similarity 1, class 1's best 0 → loss = log(1 + e^{-20}).
+    let loss = b.value(&matrix(&[vec![0.0, 1.0, 0.0]]), &labels(&[0]));
+    assert!((loss - (1.0 + (-20f64).exp()).ln()).abs() < 1e-12, "{loss}");
+}
+
+#[test]
+fn effective_centres_count_merged_groups_per_class() {
+    let (dim, classes, k) = (3, 2, 3);
+    let b = build(&yaml("{kind: soft_triple, centers_per_class: 3}"), classes, dim);
+    // Class 0: three nearly identical centres (1 group); class 1: e0, e1 and e1 again (2 groups).
+    let w = matrix(&[
+        vec![1.0, 1.0, 0.99, 1.0, 0.0, 0.0],
+        vec![0.0, 0.01, 0.0, 0.0, 1.0, 2.0],
+        vec![0.0, 0.0, 0.01, 0.0, 0.0, 0.0],
+    ]);
+    b.set_centers(&w);
+    let eff = b.loss.effective_centers(losses::MERGED_CENTER_COSINE).unwrap().unwrap();
+    assert_eq!(eff.per_class, vec![1, 2]);
+    assert!((eff.mean() - 1.5).abs() < 1e-12);
+    let strict = b.loss.effective_centers(0.999_999_9).unwrap().unwrap();
+    assert_eq!(strict.per_class, vec![3, 2]);
+    let _ = k;
+}
+
+#[test]
+fn regularizer_handles_sop_scale_without_a_quadratic_mask() {
+    // SOP: C = 11,318 classes, K = 10, dim 64 — a (C·K)² mask would be 12.8 G entries.
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let loss = yaml("{kind: soft_triple, centers_per_class: 10}").build(&vs.root(), 11_318, 64).unwrap();
+    let x = Tensor::randn([32, 64], tch::kind::FLOAT_CPU);
+    let y = Tensor::randint(11_318, [32], (Kind::Int64, tch::Device::Cpu));
+    let out = loss.forward(&x, &y).unwrap();
+    let reg = f64::try_from(out.regularizer.unwrap()).unwrap();
+    // Random unit centres in 64-d are nearly orthogonal: each distance ≈ √2, so R/(C·K·(K−1)) ≈ √2/2.
+    assert!((reg - 2f64.sqrt() / 2.0).abs() < 0.02, "{reg}");
+    out.loss.backward();
+    let eff = loss.effective_centers(losses::MERGED_CENTER_COSINE).unwrap().unwrap();
+    assert_eq!(eff.per_class.len(), 11_318);
+    assert!(eff.per_class.iter().all(|&v| v == 10), "random centres should not count as merged");
+}

@@ -1,0 +1,37 @@
+//! Build script shared by every crate that links libtorch: embeds an rpath to the libtorch library
+//! folder so binaries, tests and benches run without `LD_LIBRARY_PATH`, and keeps `libtorch_cuda.so`
+//! linked (the pip wheel's CUDA library is otherwise dropped by `--as-needed`, and CUDA then looks
+//! unavailable on a GPU machine).
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rerun-if-changed=../torch_rpath.rs");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=DEP_TCH_LIBTORCH_LIB is not set: no rpath to libtorch was embedded");
+        return;
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    println!("cargo:rustc-env=HARNESS_LIBTORCH_LIB={lib_dir}");
+    println!("cargo:rustc-env=HARNESS_LIBTORCH_VERSION={}", libtorch_version(Path::new(&lib_dir)));
+    if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+}
+
+/// The libtorch version: `build-version` of a libtorch archive, or `version.py` of a PyTorch install.
+fn libtorch_version(lib_dir: &Path) -> String {
+    let root = lib_dir.parent().unwrap_or(lib_dir);
+    if let Ok(v) = std::fs::read_to_string(root.join("build-version")) {
+        return v.trim().to_string();
+    }
+    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("__version__") {
+                let value = rest.rsplit('=').next().unwrap_or(rest);
+                return value.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
+            }
+        }
+    }
+    "unknown".to_string()
+}
