@@ -6,6 +6,7 @@
 //! `centers`. Every loss L2-normalises the embeddings it is given (paper.md §2: x_i is unit length).
 #![warn(missing_docs)]
 
+pub mod bench_cases;
 pub mod centers;
 pub mod checks;
 mod config;

@@ -59,21 +59,19 @@ impl MetricLoss for ProxyNca {
         checks::check_batch(embeddings, labels, self.proxies.dim, Some(self.proxies.num_classes))?;
         let x = l2_normalize(embeddings, 1)?;
         let p = self.proxies.normalized()?.to_kind(x.kind());
-        // ‖s·x − s·p‖² = s²(‖x‖² + ‖p‖² − 2 x·p), written out so no N × C × dim tensor is formed.
+        // For unit x and p, ‖s·x − s·p‖² = s²(2 − 2 x·p); the constant 2s² cancels in the softmax,
+        // so the logits are 2s²·(x·p) and no N × C × dim tensor or norm pass is needed.
         let s2 = self.config.scale * self.config.scale;
-        let xx = x.f_square()?.f_sum_dim_intlist([1].as_slice(), true, x.kind())?;
-        let pp = p.f_square()?.f_sum_dim_intlist([0].as_slice(), true, p.kind())?;
-        let sq_dist = xx.f_add(&pp)?.f_sub(&x.f_matmul(&p)?.f_mul_scalar(2.0)?)?.f_clamp_min(0.0)?;
-        let logits = sq_dist.f_mul_scalar(-s2)?;
+        let logits = x.f_matmul(&p)?.f_mul_scalar(2.0 * s2)?;
         let idx = labels.f_unsqueeze(1)?;
-        let positive = logits.f_gather(1, &idx, false)?.f_squeeze_dim(1)?;
-        let denominator = if self.config.include_positive {
-            logits.f_logsumexp([1].as_slice(), false)?
+        let loss = if self.config.include_positive {
+            logits.f_cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)?
         } else {
+            let positive = logits.f_gather(1, &idx, false)?.f_squeeze_dim(1)?;
             let mask = logits.f_zeros_like()?.f_scatter_value(1, &idx, 1.0)?.f_to_kind(tch::Kind::Bool)?;
-            logits.f_masked_fill(&mask, f64::NEG_INFINITY)?.f_logsumexp([1].as_slice(), false)?
+            let denominator = logits.f_masked_fill(&mask, f64::NEG_INFINITY)?.f_logsumexp([1].as_slice(), false)?;
+            denominator.f_sub(&positive)?.f_mean(logits.kind())?
         };
-        let loss = denominator.f_sub(&positive)?.f_mean(logits.kind())?;
         Ok(LossOutput::classification_only(loss))
     }
 

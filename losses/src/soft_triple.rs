@@ -60,13 +60,14 @@ impl SoftTriple {
 impl MetricLoss for SoftTriple {
     fn forward(&self, embeddings: &Tensor, labels: &Tensor) -> Result<LossOutput, LossError> {
         checks::check_batch(embeddings, labels, self.centers.dim, Some(self.centers.num_classes))?;
-        let sim = self.centers.similarities(&l2_normalize(embeddings, 1)?)?;
+        let x = l2_normalize(embeddings, 1)?;
+        let unit = self.centers.normalized()?.f_to_kind(x.kind())?;
+        let sim = self.centers.similarities(&x, &unit)?;
         let class_sim = CenterPooling::Soft { gamma: self.config.gamma }.pool(&sim)?;
         let classification = margin_cross_entropy(&class_sim, labels, self.config.la, self.config.margin)?;
         if !self.has_regularizer() {
             return Ok(LossOutput::classification_only(classification));
         }
-        let unit = self.centers.normalized()?.to_kind(embeddings.kind());
         let regularizer = center_regularizer(&unit, self.centers.num_classes, self.centers.per_class)?;
         let loss = classification.f_add(&regularizer.f_mul_scalar(self.config.tau)?)?;
         Ok(LossOutput { loss, classification, regularizer: Some(regularizer), active_fraction: None })
