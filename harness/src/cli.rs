@@ -28,6 +28,70 @@ pub enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Score embeddings: Recall@K, R-Precision, MAP@R and NMI (paper.md §5) from .npy files.
+    ///
+    /// Embeddings are float32 N × d (`np.save(p, e.astype(np.float32))`), labels int64 N. The test set
+    /// is query and gallery; a query's own index is excluded; queries whose class has no other sample
+    /// are left out of the retrieval metrics and counted.
+    Eval(EvalArgs),
+}
+
+/// Options of `harness eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Embeddings file (.npy, float32, N × d).
+    #[arg(long, required_unless_present = "run")]
+    pub embeddings: Option<std::path::PathBuf>,
+    /// Labels file (.npy, int64, N).
+    #[arg(long, required_unless_present = "run")]
+    pub labels: Option<std::path::PathBuf>,
+    /// A run folder holding the harness's own `embeddings.npy` and `labels.npy`.
+    #[arg(long, conflicts_with_all = ["embeddings", "labels"])]
+    pub run: Option<std::path::PathBuf>,
+    /// The K of Recall@K, comma-separated (SOP: 1,10,100).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub recall_at: Vec<i64>,
+    /// Skip NMI (k-means).
+    #[arg(long)]
+    pub no_nmi: bool,
+    /// k-means restarts (the headline NMI is the lowest-inertia restart's).
+    #[arg(long, default_value_t = 3)]
+    pub restarts: u32,
+    /// k-means iteration budget per restart.
+    #[arg(long, default_value_t = 50)]
+    pub max_iter: u32,
+    /// k-means initialisation: kmeans++ or random.
+    #[arg(long, default_value = "kmeans++")]
+    pub kmeans_init: String,
+    /// Seed of the first k-means restart.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Working memory per chunk of the kNN and k-means, e.g. 512MiB, 2GiB.
+    #[arg(long, default_value = "1GiB")]
+    pub memory_budget: String,
+    /// Output format: markdown or json.
+    #[arg(long, default_value = "markdown")]
+    pub format: String,
+}
+
+/// Parses a byte size such as `1GiB`, `512MiB`, `64KiB` or a plain number of bytes.
+pub fn parse_bytes(s: &str) -> anyhow::Result<usize> {
+    let t = s.trim();
+    let (num, mult) =
+        [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("B", 1)]
+            .iter()
+            .find_map(|(suffix, m)| t.strip_suffix(suffix).map(|n| (n.trim(), *m)))
+            .unwrap_or((t, 1));
+    let value: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`{s}` is not a size: expected e.g. 512MiB, 2GiB or a number of bytes"))?;
+    if value <= 0.0 {
+        anyhow::bail!("`{s}`: a memory budget must be positive");
+    }
+    Ok((value * mult as f64) as usize)
 }
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` into a tch device.

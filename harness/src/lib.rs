@@ -4,7 +4,9 @@
 
 pub mod cli;
 pub mod doctor;
+pub mod eval;
 pub mod loss_check;
+pub mod npy;
 
 /// The harness's version (from Cargo).
 pub const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");

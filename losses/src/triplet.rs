@@ -80,11 +80,14 @@ impl MetricLoss for Triplet {
         let margin = self.config.margin;
         let kind = dist.kind();
 
-        // Every valid triplet: [a, p, n] with p a positive and n a negative of a.
-        let valid = positive.f_unsqueeze(2)?.f_logical_and(&negative.f_unsqueeze(1)?)?;
-        let valid_count = i64::try_from(valid.f_sum(Kind::Int64)?)?;
+        // Every valid triplet is a positive pair (a, p) and a negative n of a: rows are the P
+        // positive pairs, columns the N candidates, so the work is P × N rather than N³.
+        let pairs = positive.f_nonzero()?;
+        let anchors = pairs.f_select(1, 0)?;
+        let negatives_of_pair = negative.f_index_select(0, &anchors)?; // P × N
+        let valid_count = i64::try_from(negatives_of_pair.f_sum(Kind::Int64)?)?;
         if valid_count == 0 {
-            let reason = if i64::try_from(positive.f_sum(Kind::Int64)?)? == 0 {
+            let reason = if pairs.size()[0] == 0 {
                 "no class has two images in the batch"
             } else {
                 "every image of the batch has the same class"
@@ -94,14 +97,14 @@ impl MetricLoss for Triplet {
 
         let (losses, mined, denominator) = match self.config.mining {
             TripletMining::All | TripletMining::Semihard => {
-                let d_ap = dist.f_unsqueeze(2)?;
-                let d_an = dist.f_unsqueeze(1)?;
+                let d_ap = dist.f_index(&[Some(&anchors), Some(&pairs.f_select(1, 1)?)])?.f_unsqueeze(1)?; // P × 1
+                let d_an = dist.f_index_select(0, &anchors)?; // P × N
                 let raw = d_ap.f_sub(&d_an)?.f_add_scalar(margin)?;
                 let mined = if self.config.mining == TripletMining::Semihard {
                     let gap = d_an.f_sub(&d_ap)?;
-                    valid.f_logical_and(&gap.f_gt(0.0)?)?.f_logical_and(&gap.f_le(margin)?)?
+                    negatives_of_pair.f_logical_and(&gap.f_gt(0.0)?)?.f_logical_and(&gap.f_le(margin)?)?
                 } else {
-                    valid.shallow_clone()
+                    negatives_of_pair
                 };
                 (raw.f_relu()?, mined, valid_count)
             }
