@@ -34,6 +34,105 @@ pub enum Command {
     /// is query and gallery; a query's own index is excluded; queries whose class has no other sample
     /// are left out of the retrieval metrics and counted.
     Eval(EvalArgs),
+    /// Train and evaluate one run described by a YAML file, and write its record.
+    ///
+    /// The file holds one resolved run: `data`, `model`, `loss`, `dim`, `seed`, `train`, `eval`
+    /// (see configs/README.md). The record goes to OUT/runs/<slug>-<id>.json; a checkpoint at the
+    /// end of each epoch in OUT/work/<id>/ lets a killed run resume where it stopped.
+    Train {
+        /// The run file (YAML).
+        file: std::path::PathBuf,
+        /// Results folder.
+        #[arg(long, default_value = "results/train")]
+        out: std::path::PathBuf,
+        /// Override the run's device: auto, cpu, cuda or cuda:N.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Data set tools.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// List the runs a sweep file expands to (id, slug) without running anything.
+    Plan {
+        /// The sweep file (YAML; see configs/README.md).
+        file: std::path::PathBuf,
+    },
+    /// Run every run of a sweep that has no record yet; records are written as each run ends.
+    ///
+    /// Killing it loses nothing finished; running it again does only what is missing. A failed or
+    /// diverged run is recorded and the sweep goes on (`--retry-failed` runs them again).
+    Sweep {
+        /// The sweep file (YAML).
+        file: std::path::PathBuf,
+        /// Results folder (default: results/<sweep name>).
+        #[arg(long)]
+        results: Option<std::path::PathBuf>,
+        /// Run only shard i of n (0-based), e.g. 0/4; inside a Slurm job array the array task is used.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Override every run's device: auto, cpu, cuda or cuda:N.
+        #[arg(long)]
+        device: Option<String>,
+        /// Run again the runs recorded as failed or diverged.
+        #[arg(long)]
+        retry_failed: bool,
+        /// Keep going when the sweep file changed under an existing results folder.
+        #[arg(long)]
+        allow_changed: bool,
+    },
+    /// Write the Markdown report of a results folder (tables, statistics, the paper's numbers).
+    Report {
+        /// The results folder (holding runs/).
+        results: std::path::PathBuf,
+        /// Output file (default: reports/<folder name>.md).
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        /// Loss kind every other variant is compared with.
+        #[arg(long, default_value = "softmax_norm")]
+        baseline: String,
+    },
+    /// Fail (exit 1) when a results folder is significantly worse than a stored baseline.
+    ///
+    /// For every cell (data set × dim × variant) of the baseline: a one-sided paired t-test over
+    /// seeds that the current mean is below the baseline's by more than the tolerance. Missing
+    /// cells and cells with another resolved config or split fingerprint are refused (exit 1).
+    Regress {
+        /// Baseline results folder (e.g. results/baselines/ci).
+        #[arg(long)]
+        baseline: std::path::PathBuf,
+        /// Current results folder.
+        #[arg(long)]
+        current: std::path::PathBuf,
+        /// Metrics to check (repeatable).
+        #[arg(long = "metric", default_values_t = ["R@1".to_string(), "NMI".to_string(), "MAP@R".to_string()])]
+        metrics: Vec<String>,
+        /// One-sided significance level.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// Allowed drop, in metric points (%), before it counts.
+        #[arg(long, default_value_t = 1.0)]
+        tolerance: f64,
+        /// Also write the Markdown table to this file.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+/// `harness data …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Check a data set as distributed: counts per split, fingerprint, missing files.
+    Check {
+        /// Data set kind: cub, cars196, sop or folder.
+        #[arg(long)]
+        kind: String,
+        /// The data set's root folder.
+        #[arg(long)]
+        root: std::path::PathBuf,
+        /// Accept a deliberately partial copy (no standard count assertion).
+        #[arg(long)]
+        subset: bool,
+    },
 }
 
 /// Options of `harness eval`.

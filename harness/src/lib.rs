@@ -3,10 +3,20 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod data;
 pub mod doctor;
 pub mod eval;
 pub mod loss_check;
+pub mod model;
 pub mod npy;
+pub mod optim;
+pub mod regress;
+pub mod report;
+pub mod stats;
+pub mod store;
+pub mod sweep;
+pub mod table;
+pub mod train;
 
 /// The harness's version (from Cargo).
 pub const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -14,6 +24,11 @@ pub const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const TCH_VERSION: &str = "0.26.0";
 /// The libtorch version found at build time.
 pub const LIBTORCH_VERSION: &str = match option_env!("HARNESS_LIBTORCH_VERSION") {
+    Some(v) => v,
+    None => "unknown",
+};
+/// The git commit the harness was built from.
+pub const GIT_COMMIT: &str = match option_env!("HARNESS_GIT_COMMIT") {
     Some(v) => v,
     None => "unknown",
 };

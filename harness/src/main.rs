@@ -1,7 +1,7 @@
 //! The `harness` binary: parses the command line, runs it, prints `error: …` on failure.
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use harness::cli::{parse_bytes, parse_device, Cli, Command, EvalArgs};
+use harness::cli::{parse_bytes, parse_device, Cli, Command, DataCommand, EvalArgs};
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
@@ -42,6 +42,38 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval(args),
+        Command::Train { file, out, device } => train(&file, &out, device),
+        Command::Data(DataCommand::Check { kind, root, subset }) => data_check(&kind, &root, subset),
+        Command::Plan { file } => plan(&file),
+        Command::Sweep { file, results, shard, device, retry_failed, allow_changed } => {
+            sweep(&file, results, shard, device, retry_failed, allow_changed)
+        }
+        Command::Report { results, output, baseline } => report(&results, output, &baseline),
+        Command::Regress { baseline, current, metrics, alpha, tolerance, output } => {
+            let mut problems = vec![];
+            if !(0.0..1.0).contains(&alpha) || alpha == 0.0 {
+                problems.push(format!("--alpha {alpha}: expected a level in (0, 1)"));
+            }
+            if tolerance.is_nan() || tolerance < 0.0 {
+                problems.push(format!("--tolerance {tolerance}: expected points >= 0"));
+            }
+            let b =
+                harness::store::read_records(&baseline).map_err(|e| problems.push(format!("--baseline: {e:#}"))).ok();
+            let c = harness::store::read_records(&current).map_err(|e| problems.push(format!("--current: {e:#}"))).ok();
+            if !problems.is_empty() {
+                bail!("{}", problems.join("\n"));
+            }
+            let opts = harness::regress::RegressOptions { metrics, alpha, tolerance };
+            let r = harness::regress::check(&b.unwrap(), &c.unwrap(), &opts);
+            print!("{}", r.markdown);
+            if let Some(o) = output {
+                harness::store::write_atomic(&o, r.markdown.as_bytes())?;
+            }
+            if r.regressions > 0 || r.refused > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -91,5 +123,144 @@ fn eval(args: EvalArgs) -> Result<()> {
     } else {
         print!("{}", report.to_markdown());
     }
+    Ok(())
+}
+
+/// `harness train`: one run from a YAML file, its record written at once.
+fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut config: harness::train::RunConfig =
+        serde_yaml::from_str(&text).with_context(|| format!("{}: not a valid run file", file.display()))?;
+    if let Some(d) = device {
+        config.train.device = d;
+    }
+    let id = harness::store::run_id(&config);
+    let slug = harness::store::slug(&config);
+    let plan = harness::train::CheckpointPlan {
+        path: out.join("work").join(&id).join("checkpoint.ot"),
+        config_hash: id.clone(),
+    };
+    eprintln!("run {slug} ({id})");
+    let outcome = harness::train::run(&config, Some(&plan), &|m| eprintln!("  {m}"))?;
+    let record = harness::store::RunRecord {
+        id: id.clone(),
+        slug,
+        provenance: harness::store::Provenance::current(&outcome.device),
+        config,
+        outcome,
+        finished_at: harness::store::now_rfc3339(),
+    };
+    let path = harness::store::write_record(out, &record)?;
+    let _ = std::fs::remove_dir_all(out.join("work").join(&id));
+    match &record.outcome.metrics {
+        Some(m) => print!("{}", m.to_markdown()),
+        None => {
+            println!("run ended {:?} at step {:?}", record.outcome.status, record.outcome.diagnostics.diverged_at_step)
+        }
+    }
+    eprintln!("record: {}", path.display());
+    Ok(())
+}
+
+/// `harness data check`: counts, fingerprint and missing files of a data set.
+fn data_check(kind: &str, root: &std::path::Path, subset: bool) -> Result<()> {
+    use harness::data::{DatasetConfig, ImageDataset};
+    let d = ImageDataset { root: root.into(), subset };
+    let config = match kind {
+        "cub" => DatasetConfig::Cub(d),
+        "cars196" => DatasetConfig::Cars196(d),
+        "sop" => DatasetConfig::Sop(d),
+        "folder" => DatasetConfig::Folder(d),
+        _ => bail!("--kind `{kind}`: expected cub, cars196, sop or folder"),
+    };
+    let list = config.image_list().expect("image data set")?;
+    println!("data set     {kind} at {}", root.display());
+    for (name, items) in [("train", &list.train), ("test", &list.test)] {
+        println!("{name:<12} {} classes, {} images", harness::data::class_count(items), items.len());
+    }
+    println!("fingerprint  {}", list.fingerprint());
+    let missing = list.missing_files();
+    if !missing.is_empty() {
+        for m in missing.iter().take(20) {
+            println!("missing      {}", m.display());
+        }
+        if missing.len() > 20 {
+            println!("missing      … and {} more", missing.len() - 20);
+        }
+        bail!("{} image file(s) listed by the data set are missing under {}", missing.len(), root.display());
+    }
+    println!("all {} image files are present", list.train.len() + list.test.len());
+    Ok(())
+}
+
+/// `harness plan`: the expanded runs of a sweep.
+fn plan(file: &std::path::Path) -> Result<()> {
+    let sweep = harness::sweep::Sweep::load(file)?;
+    println!("| # | id | run |\n|---|---|---|");
+    for (i, r) in sweep.runs.iter().enumerate() {
+        println!("| {i} | {} | {} |", r.id, r.slug);
+    }
+    println!("\n{} runs in sweep `{}` (fingerprint {})", sweep.runs.len(), sweep.name, sweep.fingerprint());
+    Ok(())
+}
+
+/// `harness sweep`: runs what is missing, shard by shard.
+fn sweep(
+    file: &std::path::Path,
+    results: Option<std::path::PathBuf>,
+    shard: Option<String>,
+    device: Option<String>,
+    retry_failed: bool,
+    allow_changed: bool,
+) -> Result<()> {
+    let mut problems = vec![];
+    let shard = harness::sweep::shard_from_env(shard.as_deref()).map_err(|e| problems.push(format!("{e:#}"))).ok();
+    if let Some(d) = &device {
+        if let Err(e) = harness::train::resolve_device(d) {
+            problems.push(format!("--device: {e:#}"));
+        }
+    }
+    let sweep = harness::sweep::Sweep::load(file).map_err(|e| problems.push(format!("{e:#}"))).ok();
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    let sweep = sweep.unwrap();
+    let results = results.unwrap_or_else(|| std::path::PathBuf::from("results").join(&sweep.name));
+    let opts = harness::sweep::SweepOptions {
+        results: results.clone(),
+        shard: shard.unwrap(),
+        device,
+        retry_failed,
+        allow_changed,
+    };
+    let source = std::fs::read_to_string(file)?;
+    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|m| eprintln!("{m}"))?;
+    eprintln!(
+        "shard {}/{}: {} runs, {} already recorded, {} finished, {} diverged, {} failed; records in {}",
+        opts.shard.0,
+        opts.shard.1,
+        summary.in_shard,
+        summary.skipped,
+        summary.finished,
+        summary.diverged,
+        summary.failed,
+        results.join("runs").display()
+    );
+    Ok(())
+}
+
+/// `harness report`: Markdown from the records of a results folder.
+fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baseline: &str) -> Result<()> {
+    let records = harness::store::read_records(results)?;
+    if records.is_empty() {
+        bail!("{}: no run records yet (run `harness sweep` first)", results.display());
+    }
+    let name = results.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
+    let output = output.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("{name}.md")));
+    let opts = harness::report::ReportOptions { title: format!("Report: {name}"), baseline: baseline.into() };
+    let text = harness::report::render(&records, &opts);
+    harness::store::write_atomic(&output, text.as_bytes())?;
+    let csv = harness::table::write_csv(results, &records)?;
+    eprintln!("report: {} ({} runs); table: {}", output.display(), records.len(), csv.display());
     Ok(())
 }

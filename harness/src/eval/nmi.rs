@@ -1,6 +1,7 @@
 //! Normalised mutual information with the arithmetic normaliser (paper.md §5):
 //! `NMI = I(Y;Ω) / ((H(Y) + H(Ω)) / 2)`, scikit-learn's default since 0.22.
-use std::collections::HashMap;
+//! Sums run in a fixed (sorted) order, so the value is bit-identical from run to run.
+use std::collections::BTreeMap;
 
 /// NMI between two labelings of the same samples. Two labelings with a single group each (both
 /// entropies zero) are identical partitions and score 1, as in scikit-learn.
@@ -10,9 +11,9 @@ pub fn normalized_mutual_info(truth: &[i64], clusters: &[i64]) -> f64 {
     if truth.is_empty() {
         return 1.0;
     }
-    let mut joint: HashMap<(i64, i64), f64> = HashMap::new();
-    let mut a: HashMap<i64, f64> = HashMap::new();
-    let mut b: HashMap<i64, f64> = HashMap::new();
+    let mut joint: BTreeMap<(i64, i64), f64> = BTreeMap::new();
+    let mut a: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut b: BTreeMap<i64, f64> = BTreeMap::new();
     for (&y, &c) in truth.iter().zip(clusters) {
         *joint.entry((y, c)).or_default() += 1.0;
         *a.entry(y).or_default() += 1.0;
@@ -21,7 +22,7 @@ pub fn normalized_mutual_info(truth: &[i64], clusters: &[i64]) -> f64 {
     if a.len() == 1 && b.len() == 1 {
         return 1.0;
     }
-    let entropy = |m: &HashMap<i64, f64>| -> f64 { -m.values().map(|&v| (v / n) * (v / n).ln()).sum::<f64>() };
+    let entropy = |m: &BTreeMap<i64, f64>| -> f64 { -m.values().map(|&v| (v / n) * (v / n).ln()).sum::<f64>() };
     let mi: f64 = joint.iter().map(|(&(y, c), &v)| (v / n) * ((n * v) / (a[&y] * b[&c])).ln()).sum();
     let denom = (entropy(&a) + entropy(&b)) / 2.0;
     if denom <= 0.0 {

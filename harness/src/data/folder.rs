@@ -1,0 +1,51 @@
+//! A generic image folder `root/<class>/<image>`: classes sorted by name; the first ⌈C/2⌉ classes
+//! are the training split and the rest the test split (class-disjoint, as CUB and Cars196 are split).
+use super::{DataError, ImageItem, ImageList};
+use std::path::Path;
+
+const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "JPEG"];
+
+/// Lists `root/<class>/<image>` and splits the sorted classes in two halves.
+pub fn load(root: &Path) -> Result<ImageList, DataError> {
+    let missing = || DataError::Missing {
+        dataset: "folder",
+        path: root.into(),
+        root: root.into(),
+        expected: "one sub-folder per class holding .jpg/.jpeg/.png images",
+        source_hint: "create it with one folder per class",
+    };
+    let mut classes: Vec<_> = std::fs::read_dir(root)
+        .map_err(|_| missing())?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    classes.sort();
+    if classes.len() < 2 {
+        return Err(DataError::Config(format!(
+            "{}: needs at least two class folders, found {}",
+            root.display(),
+            classes.len()
+        )));
+    }
+    let n_train = classes.len().div_ceil(2);
+    let (mut train, mut test) = (vec![], vec![]);
+    for (c, name) in classes.iter().enumerate() {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(name))
+            .map_err(|_| missing())?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|f| IMAGE_EXTENSIONS.iter().any(|x| f.ends_with(&format!(".{x}"))))
+            .collect();
+        files.sort();
+        for f in files {
+            let item = ImageItem { path: Path::new(name).join(f), class: c as i64 };
+            if c < n_train {
+                train.push(item)
+            } else {
+                test.push(item)
+            }
+        }
+    }
+    Ok(ImageList { root: root.into(), train, test })
+}

@@ -1,0 +1,238 @@
+//! Data sets (paper.md §4): the three benchmarks read from their distributed files, image folders,
+//! precomputed features and the embedded synthetic images; the class-disjoint split, count checks
+//! and the split fingerprint; the image pipeline and the batch samplers.
+pub mod cars196;
+pub mod cub;
+pub mod folder;
+pub mod pipeline;
+pub mod sampler;
+pub mod sop;
+pub mod synthetic;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A data set that cannot be used, with what was expected and what to do.
+#[derive(Debug, Error)]
+pub enum DataError {
+    /// A file the data set needs is missing.
+    #[error("{dataset}: {path} is missing; expected under {root}: {expected}. {source_hint}")]
+    Missing {
+        /// The data set's name.
+        dataset: &'static str,
+        /// The missing path.
+        path: PathBuf,
+        /// The configured root.
+        root: PathBuf,
+        /// The files the loader expects.
+        expected: &'static str,
+        /// Where the data set is published.
+        source_hint: &'static str,
+    },
+    /// A file could not be parsed.
+    #[error("{file}:{line}: {reason}")]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// The 1-based line (0 when not line-based).
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The split does not have the data set's standard size.
+    #[error("{dataset} {split} split: expected {expected_classes} classes and {expected_images} images, found {classes} and {images}. A partial copy must be declared (`subset: true` in the data config, `--subset` for `harness data check`); a full copy with other counts is not the standard data set")]
+    Counts {
+        /// The data set.
+        dataset: &'static str,
+        /// `train` or `test`.
+        split: &'static str,
+        /// Standard class count.
+        expected_classes: usize,
+        /// Standard image count.
+        expected_images: usize,
+        /// Classes found.
+        classes: usize,
+        /// Images found.
+        images: usize,
+    },
+    /// An image could not be read or decoded.
+    #[error("{path}: cannot read image: {reason}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's or the file system's message.
+        reason: String,
+    },
+    /// A configuration value is invalid.
+    #[error("data config: {0}")]
+    Config(String),
+}
+
+/// Which data set a run uses, as written in YAML (`kind: cub`, `root: …`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DatasetConfig {
+    /// Procedurally generated images (the embedded default).
+    Synthetic(synthetic::SyntheticConfig),
+    /// CUB-200-2011.
+    Cub(ImageDataset),
+    /// Cars196.
+    Cars196(ImageDataset),
+    /// Stanford Online Products.
+    Sop(ImageDataset),
+    /// A generic folder `root/<class>/<image>`.
+    Folder(ImageDataset),
+    /// Precomputed backbone features (train only an embedding head).
+    Features(FeaturesDataset),
+}
+
+/// Settings of a data set read from image files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDataset {
+    /// Folder holding the data set as distributed.
+    pub root: PathBuf,
+    /// A deliberately partial copy: skip the standard count assertion.
+    #[serde(default)]
+    pub subset: bool,
+}
+
+/// Settings of precomputed features (`.npy`, float32 N × d and int64 N, per split).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesDataset {
+    /// Training features.
+    pub train_features: PathBuf,
+    /// Training labels.
+    pub train_labels: PathBuf,
+    /// Test features.
+    pub test_features: PathBuf,
+    /// Test labels.
+    pub test_labels: PathBuf,
+}
+
+impl DatasetConfig {
+    /// Short name used in ids, tables and file names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DatasetConfig::Synthetic(_) => "synthetic",
+            DatasetConfig::Cub(_) => "cub",
+            DatasetConfig::Cars196(_) => "cars196",
+            DatasetConfig::Sop(_) => "sop",
+            DatasetConfig::Folder(_) => "folder",
+            DatasetConfig::Features(_) => "features",
+        }
+    }
+
+    /// The image list of an image data set (None for synthetic and features).
+    pub fn image_list(&self) -> Option<Result<ImageList, DataError>> {
+        Some(match self {
+            DatasetConfig::Cub(d) => cub::load(&d.root, d.subset),
+            DatasetConfig::Cars196(d) => cars196::load(&d.root, d.subset),
+            DatasetConfig::Sop(d) => sop::load(&d.root, d.subset),
+            DatasetConfig::Folder(d) => folder::load(&d.root),
+            _ => return None,
+        })
+    }
+}
+
+/// One image of a split: path relative to the data set's root and its original class id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageItem {
+    /// Path relative to the root.
+    pub path: PathBuf,
+    /// Class id as the data set numbers it.
+    pub class: i64,
+}
+
+/// A data set's class-disjoint split as a list of image files.
+#[derive(Debug, Clone)]
+pub struct ImageList {
+    /// The data set's root folder.
+    pub root: PathBuf,
+    /// Training images.
+    pub train: Vec<ImageItem>,
+    /// Test images.
+    pub test: Vec<ImageItem>,
+}
+
+impl ImageList {
+    /// Stable fingerprint of the split: SHA-256 of the sorted `split\tpath\tclass` lines (16 hex digits).
+    pub fn fingerprint(&self) -> String {
+        let mut lines: Vec<String> = self
+            .train
+            .iter()
+            .map(|i| ("train", i))
+            .chain(self.test.iter().map(|i| ("test", i)))
+            .map(|(s, i)| format!("{s}\t{}\t{}", i.path.display(), i.class))
+            .collect();
+        lines.sort();
+        fingerprint_lines(&lines)
+    }
+
+    /// Files of either split that do not exist under the root.
+    pub fn missing_files(&self) -> Vec<PathBuf> {
+        self.train.iter().chain(&self.test).map(|i| self.root.join(&i.path)).filter(|p| !p.is_file()).collect()
+    }
+}
+
+/// SHA-256 of already sorted lines, as 16 hex digits.
+pub fn fingerprint_lines(lines: &[String]) -> String {
+    let mut h = Sha256::new();
+    for l in lines {
+        h.update(l.as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Number of distinct classes among `items`.
+pub fn class_count(items: &[ImageItem]) -> usize {
+    items.iter().map(|i| i.class).collect::<std::collections::BTreeSet<_>>().len()
+}
+
+/// Checks a split against the standard sizes unless the config declares a subset.
+pub fn check_counts(
+    dataset: &'static str,
+    split: &'static str,
+    items: &[ImageItem],
+    expected: (usize, usize),
+    subset: bool,
+) -> Result<(), DataError> {
+    let (classes, images) = (class_count(items), items.len());
+    if subset || (classes, images) == expected {
+        return Ok(());
+    }
+    Err(DataError::Counts {
+        dataset,
+        split,
+        expected_classes: expected.0,
+        expected_images: expected.1,
+        classes,
+        images,
+    })
+}
+
+/// Reads a text file of the data set, or says which file is missing and where the data set comes from.
+pub fn read_text(
+    dataset: &'static str,
+    root: &Path,
+    rel: &str,
+    expected: &'static str,
+    source_hint: &'static str,
+) -> Result<(PathBuf, String), DataError> {
+    let path = root.join(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok((path, t)),
+        Err(_) => Err(DataError::Missing { dataset, path, root: root.into(), expected, source_hint }),
+    }
+}
+
+/// Maps original class ids to 0..C in ascending order; returns the new label of every item.
+pub fn reindex(items: &[ImageItem]) -> Vec<i64> {
+    let classes: Vec<i64> =
+        items.iter().map(|i| i.class).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    items.iter().map(|i| classes.binary_search(&i.class).unwrap() as i64).collect()
+}

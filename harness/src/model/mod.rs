@@ -1,0 +1,208 @@
+//! Models: a backbone (small CNN, ResNet-18/50, any TorchScript module, or none for precomputed
+//! features), global pooling, and the embedding head Linear → dim → L2 normalise.
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use tch::{nn, nn::ModuleT, Kind, Tensor};
+use thiserror::Error;
+
+/// A model that cannot be built.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// The configuration asks for something impossible.
+    #[error("model config: {0}")]
+    Config(String),
+    /// Weights could not be loaded.
+    #[error("{path}: cannot load weights: {reason}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// libtorch raised an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// The feature extractor, as written in YAML (`backbone: {kind: small_cnn}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BackboneConfig {
+    /// A small CNN for CPUs and the synthetic data: conv-BN-ReLU blocks, max-pooling between them.
+    SmallCnn {
+        /// Output channels of each block.
+        #[serde(default = "default_channels")]
+        channels: Vec<i64>,
+    },
+    /// ResNet-18 from `tch::vision` (512 features).
+    Resnet18 {
+        /// Pretrained weights (.safetensors or .ot) with tch's variable names.
+        #[serde(default)]
+        weights: Option<PathBuf>,
+    },
+    /// ResNet-50 from `tch::vision` (2048 features).
+    Resnet50 {
+        /// Pretrained weights (.safetensors or .ot) with tch's variable names.
+        #[serde(default)]
+        weights: Option<PathBuf>,
+    },
+    /// A TorchScript module exported from Python (`torch.jit.save`), trained in place.
+    Torchscript {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// Its output size; probed with one forward pass when absent.
+        #[serde(default)]
+        feature_dim: Option<i64>,
+    },
+    /// No backbone: the inputs are precomputed features.
+    None,
+}
+
+fn default_channels() -> Vec<i64> {
+    vec![32, 64, 128]
+}
+
+/// Settings of the embedding model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The feature extractor.
+    pub backbone: BackboneConfig,
+    /// Whether the backbone must start from pretrained weights (building without them is an error).
+    pub pretrained: bool,
+    /// Keep BatchNorm statistics frozen during training (the official SoftTriple recipe).
+    pub freeze_batchnorm: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            backbone: BackboneConfig::SmallCnn { channels: default_channels() },
+            pretrained: false,
+            freeze_batchnorm: false,
+        }
+    }
+}
+
+enum Backbone {
+    Module(Box<dyn ModuleT>),
+    Script(tch::TrainableCModule),
+    Identity,
+}
+
+impl std::fmt::Debug for Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backbone::Module(_) => "Module",
+            Backbone::Script(_) => "TorchScript",
+            Backbone::Identity => "Identity",
+        })
+    }
+}
+
+/// Backbone + embedding head; outputs unit-length embeddings.
+#[derive(Debug)]
+pub struct EmbeddingModel {
+    backbone: Backbone,
+    head: nn::Linear,
+    freeze_batchnorm: bool,
+    /// Size of the backbone's output.
+    pub feature_dim: i64,
+    /// Embedding size.
+    pub dim: i64,
+}
+
+fn small_cnn(p: &nn::Path, channels: &[i64]) -> nn::SequentialT {
+    let mut seq = nn::seq_t();
+    let mut c_in = 3;
+    for (i, &c) in channels.iter().enumerate() {
+        let b = p / format!("block{i}");
+        seq = seq
+            .add(nn::conv2d(&b / "conv", c_in, c, 3, nn::ConvConfig { padding: 1, bias: false, ..Default::default() }))
+            .add(nn::batch_norm2d(&b / "bn", c, Default::default()))
+            .add_fn(|x| x.relu());
+        if i + 1 < channels.len() {
+            seq = seq.add_fn(|x| x.max_pool2d_default(2));
+        }
+        c_in = c;
+    }
+    seq.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+}
+
+impl EmbeddingModel {
+    /// Builds the model under `backbone_path` and `head_path`; `input_dim` is the feature size when
+    /// the backbone is `none`.
+    pub fn build(
+        config: &ModelConfig,
+        vs: &mut nn::VarStore,
+        backbone_path: &str,
+        head_path: &str,
+        dim: i64,
+        input_dim: Option<i64>,
+    ) -> Result<Self, ModelError> {
+        let bp = vs.root().sub(backbone_path);
+        let weights = match &config.backbone {
+            BackboneConfig::Resnet18 { weights } | BackboneConfig::Resnet50 { weights } => weights.clone(),
+            _ => None,
+        };
+        if config.pretrained && weights.is_none() && !matches!(config.backbone, BackboneConfig::Torchscript { .. }) {
+            return Err(ModelError::Config(
+                "`pretrained: true` but no `weights` file is given: the backbone would silently start from random weights. Give `weights:` (see README: converting pretrained weights) or set `pretrained: false`".into(),
+            ));
+        }
+        let (backbone, feature_dim) = match &config.backbone {
+            BackboneConfig::SmallCnn { channels } => {
+                if channels.is_empty() {
+                    return Err(ModelError::Config("small_cnn needs at least one block in `channels`".into()));
+                }
+                (Backbone::Module(Box::new(small_cnn(&bp, channels))), *channels.last().unwrap())
+            }
+            BackboneConfig::Resnet18 { .. } => {
+                (Backbone::Module(Box::new(tch::vision::resnet::resnet18_no_final_layer(&bp))), 512)
+            }
+            BackboneConfig::Resnet50 { .. } => {
+                (Backbone::Module(Box::new(tch::vision::resnet::resnet50_no_final_layer(&bp))), 2048)
+            }
+            BackboneConfig::Torchscript { path, feature_dim } => {
+                let m = tch::TrainableCModule::load(path, bp.clone())
+                    .map_err(|e| ModelError::Weights { path: path.clone(), reason: e.to_string() })?;
+                let fd = match feature_dim {
+                    Some(d) => *d,
+                    None => {
+                        let probe = Tensor::zeros([1, 3, 224, 224], (Kind::Float, vs.device()));
+                        let out = tch::no_grad(|| m.forward_ts(&[probe]))?;
+                        out.size().last().copied().unwrap_or(0)
+                    }
+                };
+                (Backbone::Script(m), fd)
+            }
+            BackboneConfig::None => {
+                let d = input_dim.ok_or_else(|| {
+                    ModelError::Config("backbone `none` needs precomputed features (data kind `features`)".into())
+                })?;
+                (Backbone::Identity, d)
+            }
+        };
+        if let Some(w) = &weights {
+            vs.load_partial(w).map_err(|e| ModelError::Weights { path: w.clone(), reason: e.to_string() })?;
+        }
+        let head = nn::linear(vs.root().sub(head_path), feature_dim, dim, Default::default());
+        Ok(Self { backbone, head, freeze_batchnorm: config.freeze_batchnorm, feature_dim, dim })
+    }
+
+    /// Backbone features (N × feature_dim).
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        let bn_train = train && !self.freeze_batchnorm;
+        match &self.backbone {
+            Backbone::Module(m) => m.forward_t(x, bn_train),
+            Backbone::Script(m) => m.forward_ts(&[x]).expect("TorchScript forward").flatten(1, -1),
+            Backbone::Identity => x.shallow_clone(),
+        }
+    }
+
+    /// Unit-length embeddings (N × dim).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let e = nn::Module::forward(&self.head, &self.features(x, train));
+        &e / e.linalg_norm(2, [1].as_slice(), true, None::<Kind>).clamp_min(1e-12)
+    }
+}

@@ -1,0 +1,376 @@
+//! Markdown reports from run records: provenance, one table per data set × embedding size laid out
+//! like the paper's (rows = methods, columns = R@K, NMI, MAP@R as `mean ± CI`), the paper's values
+//! beside ours, bold only where the best is significantly best, paired comparisons against a
+//! baseline variant, the K and regularizer ablations, and a plain verdict on the paper's claim.
+use crate::stats::{self, holm, paired, summarize, PairedTest};
+use crate::store::RunRecord;
+use crate::train::RunStatus;
+use losses::LossConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use tabled::{builder::Builder, settings::Style};
+
+/// The paper's numbers, embedded from `harness/paper_numbers.yaml` (paper.md §5b).
+pub const PAPER_NUMBERS: &str = include_str!("../paper_numbers.yaml");
+
+/// Significance level for bold entries and verdicts.
+pub const ALPHA: f64 = 0.05;
+
+/// Report options.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Title.
+    pub title: String,
+    /// Loss kind of the baseline the others are compared with.
+    pub baseline: String,
+}
+
+/// A table row: every seed's record of one variant in one data set × dim.
+#[derive(Debug)]
+struct Row<'a> {
+    label: String,
+    loss: &'a LossConfig,
+    records: Vec<&'a RunRecord>,
+}
+
+fn kind_order(l: &LossConfig) -> (usize, i64, bool) {
+    let k = l.centers_per_class().unwrap_or(0);
+    let notau = matches!(l, LossConfig::SoftTriple(c) if c.tau == 0.0);
+    let o = match l {
+        LossConfig::Triplet(_) => 0,
+        LossConfig::ProxyNca(_) => 1,
+        LossConfig::SoftmaxNorm(_) => 2,
+        LossConfig::HardTriple(_) => 3,
+        LossConfig::SoftTriple(_) => 4,
+    };
+    (o, k, !notau)
+}
+
+/// A variant's display name: `SoftTriple K=10`, `SoftTriple K=10 τ=0`, `Triplet (semihard)`, …
+pub fn variant_label(l: &LossConfig) -> String {
+    match l {
+        LossConfig::Triplet(c) => format!("Triplet ({:?})", c.mining).to_lowercase().replacen('t', "T", 1),
+        LossConfig::ProxyNca(_) => "ProxyNCA".into(),
+        LossConfig::SoftmaxNorm(_) => "Softmax_norm".into(),
+        LossConfig::HardTriple(c) => format!("HardTriple K={}", c.centers_per_class),
+        LossConfig::SoftTriple(c) if c.tau == 0.0 => format!("SoftTriple K={} τ=0", c.centers_per_class),
+        LossConfig::SoftTriple(c) => format!("SoftTriple K={}", c.centers_per_class),
+    }
+}
+
+/// The metric columns of a record, in %: R@K for each K, NMI, MAP@R, R-Precision.
+pub fn metric_values(r: &RunRecord) -> Vec<(String, f64)> {
+    let Some(m) = &r.outcome.metrics else { return vec![] };
+    let mut v: Vec<(String, f64)> =
+        m.retrieval.recall_at_k.iter().map(|(k, x)| (format!("R@{k}"), 100.0 * x)).collect();
+    if let Some(n) = &m.nmi {
+        v.push(("NMI".into(), 100.0 * n.nmi));
+    }
+    v.push(("MAP@R".into(), 100.0 * m.retrieval.map_at_r));
+    v.push(("RP".into(), 100.0 * m.retrieval.r_precision));
+    v
+}
+
+fn values_of(row: &Row, metric: &str) -> Vec<(u64, f64)> {
+    row.records
+        .iter()
+        .filter_map(|r| metric_values(r).into_iter().find(|(k, _)| k == metric).map(|(_, v)| (r.config.seed, v)))
+        .collect()
+}
+
+fn fmt_summary(values: &[(u64, f64)]) -> String {
+    let v: Vec<f64> = values.iter().map(|x| x.1).collect();
+    if v.is_empty() {
+        return "–".into();
+    }
+    let s = summarize(&v, 0.95);
+    if s.n < 2 {
+        format!("{:.2} (n=1)", s.mean)
+    } else {
+        format!("{:.2} ± {:.2}", s.mean, s.ci95)
+    }
+}
+
+fn fmt_p(p: Option<f64>) -> String {
+    match p {
+        None => format!("n < {} seeds: no test", stats::MIN_PAIRS),
+        Some(p) if p < 0.001 => "< 0.001".into(),
+        Some(p) => format!("{p:.3}"),
+    }
+}
+
+/// Everything in a run's config but the loss and the seed, as canonical JSON (to spot differences).
+fn setting_key(r: &RunRecord) -> String {
+    let mut v = serde_json::to_value(&r.config).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("loss");
+    o.remove("seed");
+    v.to_string()
+}
+
+fn paper_value(paper: &serde_yaml::Value, data: &str, dim: i64, kind: &str, metric: &str) -> Option<f64> {
+    paper.as_sequence()?.iter().find_map(|e| {
+        (e["data"].as_str() == Some(data) && e["dim"].as_i64() == Some(dim) && e["method"].as_str() == Some(kind))
+            .then(|| e[metric].as_f64())
+            .flatten()
+    })
+}
+
+/// Builds the report from records.
+pub fn render(records: &[RunRecord], opts: &ReportOptions) -> String {
+    let paper: serde_yaml::Value = serde_yaml::from_str(PAPER_NUMBERS).expect("paper numbers parse");
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", opts.title);
+    provenance(&mut s, records);
+    let finished: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.status == RunStatus::Finished).collect();
+    let mut tables: BTreeMap<(String, i64), Vec<&RunRecord>> = BTreeMap::new();
+    for r in &finished {
+        tables.entry((r.config.data.name().to_string(), r.config.dim)).or_default().push(r);
+    }
+    let mut verdicts = vec![];
+    for ((data, dim), recs) in &tables {
+        let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+        for r in recs {
+            let key = serde_json::to_string(&serde_json::to_value(&r.config.loss).unwrap()).unwrap();
+            rows.entry(key)
+                .or_insert_with(|| Row { label: variant_label(&r.config.loss), loss: &r.config.loss, records: vec![] })
+                .records
+                .push(r);
+        }
+        let mut rows: Vec<Row> = rows.into_values().collect();
+        rows.sort_by_key(|r| kind_order(r.loss));
+        let metrics: Vec<String> = metric_values(recs[0]).into_iter().map(|(k, _)| k).filter(|k| k != "RP").collect();
+        let _ = writeln!(s, "## {data}, embedding size {dim}\n");
+        let settings: BTreeSet<String> = recs.iter().map(|r| setting_key(r)).collect();
+        if settings.len() > 1 {
+            let _ = writeln!(s, "> **Note:** the runs in this table differ in more than the loss ({} distinct data/model/train/eval settings); differences between rows are not the loss's alone.\n", settings.len());
+        }
+        let table = metric_table(&rows, &metrics, &paper, data, *dim);
+        let _ = writeln!(s, "{table}\n");
+        let _ = writeln!(s, "Values in %, mean ± half-width of the 95% Student-t interval over seeds; **bold**: best in its column and better than every other row with Holm-adjusted paired t-test p < {ALPHA}. Paper: the value reported in the paper (BN-Inception on the real data set); Δ = ours − paper.\n");
+        if let Some(v) = comparisons(&mut s, &rows, &opts.baseline) {
+            verdicts.extend(v.into_iter().map(|v| format!("- {data}, dim {dim}: {v}")));
+        }
+        ablation(&mut s, &rows);
+    }
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.status != RunStatus::Finished).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "## Runs that did not finish\n");
+        let mut b = Builder::default();
+        b.push_record(["run", "status", "detail"]);
+        for r in failed {
+            let detail = match r.outcome.status {
+                RunStatus::Diverged => {
+                    format!("loss not finite at step {}", r.outcome.diagnostics.diverged_at_step.unwrap_or(0))
+                }
+                _ => r.outcome.error.clone().unwrap_or_default().lines().next().unwrap_or("").to_string(),
+            };
+            b.push_record([r.slug.clone(), format!("{:?}", r.outcome.status).to_lowercase(), detail]);
+        }
+        let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
+    }
+    if !verdicts.is_empty() {
+        let _ = writeln!(s, "## Verdict: did SoftTriple with K > 1 beat {}?\n", opts.baseline);
+        for v in verdicts {
+            let _ = writeln!(s, "{v}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn provenance(s: &mut String, records: &[RunRecord]) {
+    let set = |f: &dyn Fn(&RunRecord) -> String| -> String {
+        records.iter().map(f).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let mut status: BTreeMap<String, usize> = BTreeMap::new();
+    for r in records {
+        *status.entry(format!("{:?}", r.outcome.status).to_lowercase()).or_default() += 1;
+    }
+    let train_s: f64 = records.iter().map(|r| r.outcome.train_seconds + r.outcome.eval_seconds).sum();
+    let mut b = Builder::default();
+    b.push_record(["", ""]);
+    b.push_record(["runs".to_string(), status.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")]);
+    b.push_record(["harness commit".to_string(), set(&|r| r.provenance.git_commit.clone())]);
+    b.push_record([
+        "harness / tch / libtorch".to_string(),
+        set(&|r| format!("{} / {} / {}", r.provenance.harness, r.provenance.tch, r.provenance.libtorch)),
+    ]);
+    b.push_record([
+        "devices".to_string(),
+        set(&|r| {
+            format!(
+                "{} (CUDA {})",
+                r.provenance.device,
+                if r.provenance.cuda_available { "available" } else { "unavailable" }
+            )
+        }),
+    ]);
+    b.push_record([
+        "split fingerprints".to_string(),
+        set(&|r| format!("{}: {}", r.config.data.name(), r.outcome.split_fingerprint)),
+    ]);
+    b.push_record([
+        "config hash (all runs)".to_string(),
+        crate::data::fingerprint_lines(
+            &records.iter().map(|r| r.id.clone()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>(),
+        ),
+    ]);
+    b.push_record(["compute".to_string(), format!("{:.0} s of training and evaluation in total", train_s)]);
+    let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
+}
+
+fn metric_table(rows: &[Row], metrics: &[String], paper: &serde_yaml::Value, data: &str, dim: i64) -> String {
+    // Bold: the best mean of a column, if significantly better than every other row (Holm over them).
+    let mut bold: BTreeSet<(usize, String)> = BTreeSet::new();
+    for m in metrics {
+        let means: Vec<f64> = rows
+            .iter()
+            .map(|r| summarize(&values_of(r, m).iter().map(|v| v.1).collect::<Vec<_>>(), 0.95).mean)
+            .collect();
+        let Some(best) = (0..rows.len()).max_by(|&a, &b| means[a].total_cmp(&means[b])) else { continue };
+        let tests: Vec<PairedTest> = (0..rows.len())
+            .filter(|&i| i != best)
+            .map(|i| paired(&values_of(&rows[best], m), &values_of(&rows[i], m)))
+            .collect();
+        if tests.is_empty() || tests.iter().any(|t| t.t_p.is_none() || t.mean_diff <= 0.0) {
+            continue;
+        }
+        let adj = holm(&tests.iter().map(|t| t.t_p.unwrap()).collect::<Vec<_>>());
+        if adj.iter().all(|p| *p < ALPHA) {
+            bold.insert((best, m.clone()));
+        }
+    }
+    let mut header = vec!["method".to_string(), "seeds".to_string()];
+    header.extend(metrics.iter().cloned());
+    header.extend(["paper R@1".to_string(), "Δ R@1".to_string(), "paper NMI".to_string(), "Δ NMI".to_string()]);
+    let mut b = Builder::default();
+    b.push_record(header);
+    for (i, row) in rows.iter().enumerate() {
+        let mut rec = vec![row.label.clone(), row.records.len().to_string()];
+        for m in metrics {
+            let cell = fmt_summary(&values_of(row, m));
+            rec.push(if bold.contains(&(i, m.clone())) { format!("**{cell}**") } else { cell });
+        }
+        for m in ["R@1", "NMI"] {
+            let ours = summarize(&values_of(row, m).iter().map(|v| v.1).collect::<Vec<_>>(), 0.95);
+            match paper_value(paper, data, dim, row.loss.kind(), m) {
+                Some(p) if ours.n > 0 => {
+                    rec.push(format!("{p:.1}"));
+                    rec.push(format!("{:+.2}", ours.mean - p));
+                }
+                _ => {
+                    rec.push("n/a".into());
+                    rec.push("n/a".into());
+                }
+            }
+        }
+        b.push_record(rec);
+    }
+    b.build().with(Style::markdown()).to_string()
+}
+
+/// Paired comparisons of every row against the baseline kind; returns verdict lines for SoftTriple K > 1.
+fn comparisons(s: &mut String, rows: &[Row], baseline: &str) -> Option<Vec<String>> {
+    let base = rows.iter().find(|r| r.loss.kind() == baseline)?;
+    let others: Vec<&Row> = rows.iter().filter(|r| !std::ptr::eq(*r, base)).collect();
+    if others.is_empty() {
+        return None;
+    }
+    let metrics = ["R@1", "NMI", "MAP@R"];
+    let mut tests = vec![];
+    for r in &others {
+        for m in metrics {
+            let (a, b) = (values_of(r, m), values_of(base, m));
+            if !a.is_empty() && !b.is_empty() {
+                tests.push((r, m, paired(&a, &b)));
+            }
+        }
+    }
+    let with_p: Vec<usize> = (0..tests.len()).filter(|&i| tests[i].2.t_p.is_some()).collect();
+    let adj_t = holm(&with_p.iter().map(|&i| tests[i].2.t_p.unwrap()).collect::<Vec<_>>());
+    let adj_w = holm(&with_p.iter().map(|&i| tests[i].2.wilcoxon_p.unwrap()).collect::<Vec<_>>());
+    let adjusted = |i: usize| with_p.iter().position(|&j| j == i).map(|k| (adj_t[k], adj_w[k]));
+    let _ = writeln!(s, "### Paired comparisons against {}\n", base.label);
+    let mut b = Builder::default();
+    b.push_record(["method", "metric", "shared seeds", "Δ mean ± CI", "paired t p (Holm)", "Wilcoxon p (Holm)"]);
+    let mut verdicts = vec![];
+    for (i, (r, m, t)) in tests.iter().enumerate() {
+        let (pt, pw) = adjusted(i).map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        let ci = if t.ci95.is_nan() { String::new() } else { format!(" ± {:.2}", t.ci95) };
+        b.push_record([
+            r.label.clone(),
+            m.to_string(),
+            t.n.to_string(),
+            format!("{:+.2}{ci}", t.mean_diff),
+            fmt_p(pt),
+            fmt_p(pw),
+        ]);
+        let multi = matches!(r.loss, LossConfig::SoftTriple(c) if c.centers_per_class > 1 && c.tau > 0.0);
+        if multi && *m == "R@1" {
+            let what = match pt {
+                None => format!("not testable ({} shared seeds)", t.n),
+                Some(p) if p < ALPHA && t.mean_diff > 0.0 => {
+                    format!("**yes** — significantly better (paired t p = {}, Holm)", fmt_p(Some(p)))
+                }
+                Some(p) if p < ALPHA => format!("**no** — significantly worse (paired t p = {}, Holm)", fmt_p(Some(p))),
+                Some(p) => format!("**no significant difference** (paired t p = {}, Holm)", fmt_p(Some(p))),
+            };
+            verdicts.push(format!(
+                "{} vs {} on R@1: Δ = {:+.2}{ci} points over {} seeds: {what}",
+                r.label, base.label, t.mean_diff, t.n
+            ));
+        }
+    }
+    let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
+    let _ = writeln!(
+        s,
+        "Δ = method − {} in points, matched by seed; the Holm family is every test in this table.\n",
+        base.label
+    );
+    Some(verdicts)
+}
+
+/// The K sweep and regularizer ablation: multi-centre rows with their effective centres.
+fn ablation(s: &mut String, rows: &[Row]) {
+    let multi: Vec<&Row> = rows.iter().filter(|r| r.loss.centers_per_class().is_some()).collect();
+    if multi.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "### Centres per class and the regularizer\n");
+    let mut b = Builder::default();
+    b.push_record(["method", "K", "τ", "R@1", "NMI", "effective centres / class", "regularizer (last epoch)"]);
+    for r in multi {
+        let k = r.loss.centers_per_class().unwrap();
+        let tau = match r.loss {
+            LossConfig::SoftTriple(c) => format!("{}", c.tau),
+            _ => "–".into(),
+        };
+        let eff: Vec<f64> =
+            r.records.iter().filter_map(|x| x.outcome.diagnostics.effective_centers_per_class).collect();
+        let reg: Vec<f64> =
+            r.records.iter().filter_map(|x| x.outcome.diagnostics.epoch_regularizer.last().copied()).collect();
+        let mean = |v: &[f64]| {
+            if v.is_empty() {
+                "–".to_string()
+            } else {
+                format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64)
+            }
+        };
+        b.push_record([
+            r.label.clone(),
+            k.to_string(),
+            tau,
+            fmt_summary(&values_of(r, "R@1")),
+            fmt_summary(&values_of(r, "NMI")),
+            mean(&eff),
+            mean(&reg),
+        ]);
+    }
+    let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
+    let _ = writeln!(
+        s,
+        "Effective centres: a class's centres after merging those whose cosine exceeds {}.\n",
+        losses::MERGED_CENTER_COSINE
+    );
+}

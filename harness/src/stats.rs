@@ -1,0 +1,175 @@
+//! Statistics over seeds: mean, standard deviation and a Student-t confidence interval per cell;
+//! paired comparisons over shared seeds (paired t-test, exact Wilcoxon signed-rank) with Holm's
+//! correction across a family. Only reads numbers; knows nothing of runs or files.
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// Mean, spread and 95% interval of one metric over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Number of values.
+    pub n: usize,
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); 0 for one value.
+    pub std: f64,
+    /// Half-width of the 95% Student-t interval; NaN below two values.
+    pub ci95: f64,
+}
+
+/// Two-sided Student-t quantile t_{1−α/2, df}.
+pub fn t_quantile(level: f64, df: f64) -> f64 {
+    StudentsT::new(0.0, 1.0, df).expect("df > 0").inverse_cdf(1.0 - (1.0 - level) / 2.0)
+}
+
+/// Summarises `values` with a `level` (e.g. 0.95) Student-t interval for the mean.
+pub fn summarize(values: &[f64], level: f64) -> Summary {
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    let std =
+        if n > 1 { (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+    let ci95 = if n > 1 { t_quantile(level, (n - 1) as f64) * std / (n as f64).sqrt() } else { f64::NAN };
+    Summary { n, mean, std, ci95 }
+}
+
+/// A paired comparison of two variants over their shared seeds (differences a − b).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairedTest {
+    /// Shared seeds.
+    pub n: usize,
+    /// Mean difference a − b.
+    pub mean_diff: f64,
+    /// Half-width of its 95% interval (NaN below two pairs).
+    pub ci95: f64,
+    /// Two-sided paired t-test p-value (None below 3 pairs).
+    pub t_p: Option<f64>,
+    /// Two-sided exact Wilcoxon signed-rank p-value (None below 3 pairs).
+    pub wilcoxon_p: Option<f64>,
+}
+
+/// Minimum shared seeds for a p-value.
+pub const MIN_PAIRS: usize = 3;
+
+/// Two-sided paired t-test p-value of the differences `d`.
+pub fn paired_t_p(d: &[f64]) -> f64 {
+    let s = summarize(d, 0.95);
+    if s.std == 0.0 {
+        return if s.mean == 0.0 { 1.0 } else { 0.0 };
+    }
+    let t = s.mean / (s.std / (s.n as f64).sqrt());
+    let dist = StudentsT::new(0.0, 1.0, (s.n - 1) as f64).unwrap();
+    (2.0 * (1.0 - dist.cdf(t.abs()))).min(1.0)
+}
+
+/// Two-sided exact Wilcoxon signed-rank p-value: zero differences dropped, tied |d| given average
+/// ranks, the null distribution of W⁺ enumerated over all 2ⁿ sign patterns of those ranks
+/// (n ≤ 20; above that, the normal approximation with tie correction).
+pub fn wilcoxon_p(d: &[f64]) -> f64 {
+    let nz: Vec<f64> = d.iter().copied().filter(|v| *v != 0.0).collect();
+    let n = nz.len();
+    if n == 0 {
+        return 1.0;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| nz[a].abs().total_cmp(&nz[b].abs()));
+    let mut ranks = vec![0.0; n];
+    let mut i = 0;
+    while i < n {
+        let mut j = i;
+        while j + 1 < n && nz[order[j + 1]].abs() == nz[order[i]].abs() {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            ranks[order[k]] = avg;
+        }
+        i = j + 1;
+    }
+    let w_plus: f64 = (0..n).filter(|&k| nz[k] > 0.0).map(|k| ranks[k]).sum();
+    let total: f64 = ranks.iter().sum();
+    let mean = total / 2.0;
+    let observed = (w_plus - mean).abs();
+    if n <= 20 {
+        let mut extreme = 0u64;
+        for mask in 0u64..(1u64 << n) {
+            let w: f64 = (0..n).filter(|&k| mask >> k & 1 == 1).map(|k| ranks[k]).sum();
+            if (w - mean).abs() >= observed - 1e-9 {
+                extreme += 1;
+            }
+        }
+        return extreme as f64 / (1u64 << n) as f64;
+    }
+    let var: f64 = ranks.iter().map(|r| r * r).sum::<f64>() / 4.0;
+    let z = observed / var.sqrt();
+    let normal = statrs::distribution::Normal::new(0.0, 1.0).unwrap();
+    (2.0 * (1.0 - normal.cdf(z))).min(1.0)
+}
+
+/// Compares `a` against `b` over the seeds both have: pairs are matched by seed.
+pub fn paired(a: &[(u64, f64)], b: &[(u64, f64)]) -> PairedTest {
+    let d: Vec<f64> = a.iter().filter_map(|(s, x)| b.iter().find(|(t, _)| t == s).map(|(_, y)| x - y)).collect();
+    let s = summarize(&d, 0.95);
+    let enough = d.len() >= MIN_PAIRS;
+    PairedTest {
+        n: d.len(),
+        mean_diff: s.mean,
+        ci95: s.ci95,
+        t_p: enough.then(|| paired_t_p(&d)),
+        wilcoxon_p: enough.then(|| wilcoxon_p(&d)),
+    }
+}
+
+/// Holm's step-down adjustment of a family of p-values (same order as given).
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_by_hand() {
+        // values 1, 2, 3, 4: mean 2.5, s² = 5/3, t_{0.975,3} = 3.182446305
+        let s = summarize(&[1.0, 2.0, 3.0, 4.0], 0.95);
+        assert_eq!(s.n, 4);
+        assert!((s.mean - 2.5).abs() < 1e-12);
+        assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((s.ci95 - 3.182_446_305_284_263 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-9);
+        assert!(summarize(&[7.0], 0.95).ci95.is_nan());
+    }
+
+    #[test]
+    fn wilcoxon_exact_by_hand() {
+        // d = 1, 2, 3 all positive: W+ = 6 is the most extreme of 8 patterns on each side → p = 2/8.
+        assert!((wilcoxon_p(&[1.0, 2.0, 3.0]) - 0.25).abs() < 1e-12);
+        // d = 1, -2, 3: W+ = 4, mean 3, |4-3| = 1; patterns with |W+ − 3| ≥ 1: all but W+ = 3 (two of 8) → 6/8.
+        assert!((wilcoxon_p(&[1.0, -2.0, 3.0]) - 0.75).abs() < 1e-12);
+        // zeros are dropped
+        assert!((wilcoxon_p(&[0.0, 1.0, 2.0, 3.0]) - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn holm_by_hand() {
+        let adj = holm(&[0.01, 0.04, 0.03]);
+        // sorted 0.01, 0.03, 0.04 → 0.03, 0.06, max(0.06, 0.04) = 0.06
+        assert!((adj[0] - 0.03).abs() < 1e-12 && (adj[2] - 0.06).abs() < 1e-12 && (adj[1] - 0.06).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fewer_than_three_shared_seeds_give_no_p_value() {
+        let t = paired(&[(0, 1.0), (1, 2.0), (5, 9.0)], &[(0, 0.5), (1, 1.0), (2, 3.0)]);
+        assert_eq!(t.n, 2);
+        assert!(t.t_p.is_none() && t.wilcoxon_p.is_none());
+        assert!((t.mean_diff - 0.75).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,496 @@
+//! Sweeps: a YAML file naming the axes (data sets × embedding sizes × losses × K × seeds) and the
+//! shared settings, expanded into resolved runs in a fixed order; running the runs that have no
+//! record yet, sharded, resumable, recording failures and going on.
+use crate::data::DatasetConfig;
+use crate::eval::EvalConfig;
+use crate::model::ModelConfig;
+use crate::store::{self, Provenance, RunRecord};
+use crate::train::{self, CheckpointPlan, RunConfig, RunOutcome, RunStatus, TrainConfig};
+use anyhow::{bail, Context, Result};
+use losses::LossConfig;
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A sweep's axes and shared settings, resolved from YAML.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The sweep's name (default results folder `results/<name>`).
+    pub name: String,
+    /// Every run, in expansion order.
+    pub runs: Vec<PlannedRun>,
+}
+
+/// One expanded cell with its identity.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// Stable id.
+    pub id: String,
+    /// Readable slug.
+    pub slug: String,
+    /// The resolved config.
+    pub config: RunConfig,
+}
+
+const TOP_KEYS: [&str; 11] = [
+    "name",
+    "data",
+    "losses",
+    "dims",
+    "centers_per_class",
+    "seeds",
+    "model",
+    "train",
+    "eval",
+    "overrides",
+    "loss_overrides",
+];
+const LOSS_KINDS: [&str; 5] = ["triplet", "proxy_nca", "softmax_norm", "hard_triple", "soft_triple"];
+const OVERRIDE_KEYS: [&str; 4] = ["centers_per_class", "model", "train", "eval"];
+
+/// Recursively merges `over` into `base` (mappings merge key by key; anything else replaces).
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(bv) => merge(bv, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+fn section<'a>(m: &'a Mapping, key: &str) -> Option<&'a Value> {
+    m.get(Value::String(key.into()))
+}
+
+fn parse_list<T: serde::de::DeserializeOwned>(v: Option<&Value>, key: &str, problems: &mut Vec<String>) -> Vec<T> {
+    match v {
+        None => {
+            problems.push(format!("`{key}`: missing (a list)"));
+            vec![]
+        }
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                serde_yaml::from_value(item.clone()).map_err(|e| problems.push(format!("`{key}[{i}]`: {e}"))).ok()
+            })
+            .collect(),
+        Some(_) => {
+            problems.push(format!("`{key}`: expected a list"));
+            vec![]
+        }
+    }
+}
+
+impl Sweep {
+    /// Reads and resolves a sweep file; every problem found is reported together.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading sweep file {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// Resolves a sweep from YAML text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let root: Value = serde_yaml::from_str(text).context("not valid YAML")?;
+        let Value::Mapping(m) = root else { bail!("a sweep file is a mapping with keys {}", TOP_KEYS.join(", ")) };
+        let mut problems = vec![];
+        for k in m.keys() {
+            let key = k.as_str().unwrap_or("?");
+            if !TOP_KEYS.contains(&key) {
+                problems.push(format!("`{key}`: unknown key (expected one of {})", TOP_KEYS.join(", ")));
+            }
+        }
+        let name = section(&m, "name").and_then(Value::as_str).unwrap_or("sweep").to_string();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            problems.push(format!(
+                "`name`: `{name}` must be letters, digits, '-', '_' or '.' (it names the results folder)"
+            ));
+        }
+        let data: Vec<DatasetConfig> = parse_list(section(&m, "data"), "data", &mut problems);
+        let losses: Vec<LossConfig> = parse_list(section(&m, "losses"), "losses", &mut problems);
+        let dims: Vec<i64> = parse_list(section(&m, "dims"), "dims", &mut problems);
+        let seeds: Vec<u64> = parse_list(section(&m, "seeds"), "seeds", &mut problems);
+        let ks: Vec<i64> = match section(&m, "centers_per_class") {
+            None => vec![],
+            v => parse_list(v, "centers_per_class", &mut problems),
+        };
+        for (i, l) in losses.iter().enumerate() {
+            if let Err(e) = l.validate() {
+                problems.push(format!("`losses[{i}]`: {e}"));
+            }
+        }
+        if dims.iter().any(|&d| d < 1) {
+            problems.push(format!("`dims`: every embedding size must be >= 1, got {dims:?}"));
+        }
+        if ks.iter().any(|&k| k < 1) {
+            problems.push(format!("`centers_per_class`: every K must be >= 1, got {ks:?}"));
+        }
+        for (key, list_len) in
+            [("data", data.len()), ("losses", losses.len()), ("dims", dims.len()), ("seeds", seeds.len())]
+        {
+            if section(&m, key).is_some()
+                && list_len == 0
+                && !problems.iter().any(|p| p.starts_with(&format!("`{key}")))
+            {
+                problems.push(format!("`{key}`: the list is empty"));
+            }
+        }
+        let base = |key: &str| section(&m, key).cloned().unwrap_or(Value::Mapping(Mapping::new()));
+        let overrides = match section(&m, "overrides") {
+            None => Mapping::new(),
+            Some(Value::Mapping(o)) => o.clone(),
+            Some(_) => {
+                problems.push("`overrides`: expected a mapping from data set name to settings".into());
+                Mapping::new()
+            }
+        };
+        let loss_overrides = match section(&m, "loss_overrides") {
+            None => Mapping::new(),
+            Some(Value::Mapping(o)) => o.clone(),
+            Some(_) => {
+                problems.push("`loss_overrides`: expected a mapping from loss kind to {train, eval}".into());
+                Mapping::new()
+            }
+        };
+        for (k, v) in &loss_overrides {
+            let kind = k.as_str().unwrap_or("?");
+            if !LOSS_KINDS.contains(&kind) {
+                problems.push(format!(
+                    "`loss_overrides.{kind}`: unknown loss kind (expected one of {})",
+                    LOSS_KINDS.join(", ")
+                ));
+            }
+            for ok in v.as_mapping().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+                let ok = ok.as_str().unwrap_or("?").to_string();
+                if !["train", "eval"].contains(&ok.as_str()) {
+                    problems.push(format!("`loss_overrides.{kind}.{ok}`: unknown key (expected train or eval)"));
+                }
+            }
+        }
+        let names: Vec<&str> = data.iter().map(DatasetConfig::name).collect();
+        for (k, v) in &overrides {
+            let ds = k.as_str().unwrap_or("?");
+            if !names.contains(&ds) {
+                problems.push(format!("`overrides.{ds}`: no data set of that kind in `data` ({})", names.join(", ")));
+            }
+            match v {
+                Value::Mapping(o) => {
+                    for ok in o.keys() {
+                        let ok = ok.as_str().unwrap_or("?");
+                        if !OVERRIDE_KEYS.contains(&ok) {
+                            problems.push(format!(
+                                "`overrides.{ds}.{ok}`: unknown key (expected one of {})",
+                                OVERRIDE_KEYS.join(", ")
+                            ));
+                        }
+                    }
+                }
+                _ => problems.push(format!("`overrides.{ds}`: expected a mapping")),
+            }
+        }
+
+        let mut runs = vec![];
+        for d in &data {
+            let ov = overrides.get(Value::String(d.name().into())).cloned().unwrap_or(Value::Mapping(Mapping::new()));
+            let resolve = |key: &str, kind: Option<&str>| -> Value {
+                let mut v = base(key);
+                if let Some(o) = ov.as_mapping().and_then(|o| section(o, key)) {
+                    merge(&mut v, o);
+                }
+                if let Some(o) = kind
+                    .and_then(|k| loss_overrides.get(Value::String(k.into())))
+                    .and_then(|o| o.as_mapping())
+                    .and_then(|o| section(o, key))
+                {
+                    merge(&mut v, o);
+                }
+                v
+            };
+            let where_ = |key: &str, kind: Option<&str>| {
+                let mut w = format!("`{key}`");
+                if ov.as_mapping().and_then(|o| section(o, key)).is_some() {
+                    w.push_str(&format!(" (with overrides.{})", d.name()));
+                }
+                if let Some(k) = kind.filter(|k| loss_overrides.contains_key(Value::String((*k).into()))) {
+                    w.push_str(&format!(" (with loss_overrides.{k})"));
+                }
+                w
+            };
+            let model: Option<ModelConfig> = serde_yaml::from_value(resolve("model", None))
+                .map_err(|e| problems.push(format!("{}: {e}", where_("model", None))))
+                .ok();
+            let ks_here: Vec<i64> = match ov.as_mapping().and_then(|o| section(o, "centers_per_class")) {
+                Some(v) => parse_list(Some(v), &format!("overrides.{}.centers_per_class", d.name()), &mut problems),
+                None => ks.clone(),
+            };
+            let Some(model) = model else { continue };
+            // Train and eval settings per loss kind (loss_overrides), each checked once.
+            let mut settings: BTreeMap<&str, Option<(TrainConfig, EvalConfig)>> = BTreeMap::new();
+            for loss in &losses {
+                let kind = loss.kind();
+                if settings.contains_key(kind) {
+                    continue;
+                }
+                let train: Option<TrainConfig> = serde_yaml::from_value(resolve("train", Some(kind)))
+                    .map_err(|e| problems.push(format!("{}: {e}", where_("train", Some(kind)))))
+                    .ok();
+                let eval: Option<EvalConfig> = serde_yaml::from_value(resolve("eval", Some(kind)))
+                    .map_err(|e| problems.push(format!("{}: {e}", where_("eval", Some(kind)))))
+                    .ok();
+                if let Some(t) = &train {
+                    if t.epochs == 0 && t.max_steps.is_none() {
+                        problems.push(format!("{}: `epochs` must be at least 1", where_("train", Some(kind))));
+                    }
+                }
+                settings.insert(kind, train.zip(eval));
+            }
+            for &dim in &dims {
+                for loss in &losses {
+                    let variants: Vec<LossConfig> = if loss.centers_per_class().is_some() && !ks_here.is_empty() {
+                        ks_here
+                            .iter()
+                            .map(|&k| {
+                                let mut l = loss.clone();
+                                l.set_centers_per_class(k);
+                                l
+                            })
+                            .collect()
+                    } else {
+                        vec![loss.clone()]
+                    };
+                    let Some(Some((train, eval))) = settings.get(loss.kind()) else { continue };
+                    for l in variants {
+                        for &seed in &seeds {
+                            let config = RunConfig {
+                                data: d.clone(),
+                                model: model.clone(),
+                                loss: l.clone(),
+                                dim,
+                                seed,
+                                train: train.clone(),
+                                eval: eval.clone(),
+                            };
+                            runs.push(PlannedRun { id: store::run_id(&config), slug: store::slug(&config), config });
+                        }
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &runs {
+            if !seen.insert(r.id.clone()) {
+                problems.push(format!(
+                    "run {} appears twice: two axis values resolve to the same run (duplicate seeds, K or losses?)",
+                    r.slug
+                ));
+                break;
+            }
+        }
+        let mut seen_problems = std::collections::BTreeSet::new();
+        problems.retain(|p| seen_problems.insert(p.clone()));
+        if !problems.is_empty() {
+            bail!("{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+        }
+        Ok(Self { name, runs })
+    }
+
+    /// A fingerprint of the expanded sweep (the ordered run ids).
+    pub fn fingerprint(&self) -> String {
+        let ids: Vec<String> = self.runs.iter().map(|r| r.id.clone()).collect();
+        crate::data::fingerprint_lines(&ids)
+    }
+}
+
+/// Parses `i/n` (0-based shard index i of n).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s.split_once('/').with_context(|| format!("--shard `{s}`: expected i/n, e.g. 0/4"))?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().context("--shard: i is not a number")?,
+        n.trim().parse().context("--shard: n is not a number")?,
+    );
+    if n == 0 || i >= n {
+        bail!("--shard `{s}`: needs 0 <= i < n");
+    }
+    Ok((i, n))
+}
+
+/// The shard given on the command line, else from a Slurm job array (`SLURM_ARRAY_TASK_ID` and
+/// `SLURM_ARRAY_TASK_COUNT`, with a 0-based array), else the whole sweep.
+pub fn shard_from_env(cli: Option<&str>) -> Result<(usize, usize)> {
+    if let Some(s) = cli {
+        return parse_shard(s);
+    }
+    match (std::env::var("SLURM_ARRAY_TASK_ID"), std::env::var("SLURM_ARRAY_TASK_COUNT")) {
+        (Ok(i), Ok(n)) => {
+            let min = std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            let i: usize = i.parse().context("SLURM_ARRAY_TASK_ID is not a number")?;
+            parse_shard(&format!("{}/{n}", i - min))
+        }
+        _ => Ok((0, 1)),
+    }
+}
+
+/// Options of running a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Results folder.
+    pub results: PathBuf,
+    /// Shard (i, n).
+    pub shard: (usize, usize),
+    /// Device override.
+    pub device: Option<String>,
+    /// Run again the runs recorded as failed or diverged.
+    pub retry_failed: bool,
+    /// Accept a sweep file that changed under an existing results folder.
+    pub allow_changed: bool,
+}
+
+/// What a sweep invocation did.
+#[derive(Debug, Default)]
+pub struct SweepSummary {
+    /// Runs of this shard.
+    pub in_shard: usize,
+    /// Already recorded, skipped.
+    pub skipped: usize,
+    /// Run now and finished.
+    pub finished: usize,
+    /// Run now and diverged.
+    pub diverged: usize,
+    /// Run now and failed.
+    pub failed: usize,
+}
+
+/// Checks (or writes) the results folder's `sweep.json`: the sweep it holds must be this one.
+pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) -> Result<()> {
+    let lock = opts.results.join("sweep.json");
+    let ids: Vec<&str> = sweep.runs.iter().map(|r| r.id.as_str()).collect();
+    if lock.is_file() {
+        let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock)?)
+            .with_context(|| format!("{}: not a sweep lock file", lock.display()))?;
+        let old_ids: Vec<String> = old["run_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        if old_ids != ids {
+            let added = ids.iter().filter(|i| !old_ids.iter().any(|o| o == *i)).count();
+            let removed = old_ids.iter().filter(|o| !ids.contains(&o.as_str())).count();
+            if !opts.allow_changed {
+                bail!(
+                    "the sweep file changed since {} was started: {added} run(s) are new and {removed} run(s) of the recorded sweep are no longer in it. Use a new results folder (--results), or --allow-changed to keep the folder (the report will then hold both)",
+                    opts.results.display()
+                );
+            }
+            eprintln!("warning: the sweep changed under {} ({added} new runs, {removed} dropped); continuing (--allow-changed)", opts.results.display());
+        } else {
+            return Ok(());
+        }
+    }
+    let body =
+        serde_json::json!({"name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source});
+    store::write_atomic(&lock, serde_json::to_string_pretty(&body)?.as_bytes())
+}
+
+/// Runs the shard's runs that have no record yet; each record is written as soon as it exists.
+pub fn run_sweep(sweep: &Sweep, source: &str, opts: &SweepOptions, progress: &dyn Fn(&str)) -> Result<SweepSummary> {
+    check_results_folder(sweep, source, opts)?;
+    let (i, n) = opts.shard;
+    let mine: Vec<&PlannedRun> = sweep.runs.iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, r)| r).collect();
+    let mut summary = SweepSummary { in_shard: mine.len(), ..Default::default() };
+    let runs_dir = opts.results.join("runs");
+    // Temporary files left by a process killed while writing a record (never another shard's
+    // file in flight): not records, safe to drop.
+    if let Ok(entries) = std::fs::read_dir(&runs_dir) {
+        for e in entries.flatten() {
+            if store::is_abandoned_temp(&e.path()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let todo: Vec<&PlannedRun> = mine
+        .into_iter()
+        .filter(|r| {
+            let path = runs_dir.join(store::record_file_name(&r.id, &r.slug));
+            let keep =
+                match std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok()) {
+                    None => true,
+                    Some(rec) => opts.retry_failed && rec.outcome.status != RunStatus::Finished,
+                };
+            if !keep {
+                summary.skipped += 1;
+            }
+            keep
+        })
+        .collect();
+    progress(&format!(
+        "{} runs in this shard: {} already recorded, {} to run",
+        summary.in_shard,
+        summary.skipped,
+        todo.len()
+    ));
+    let started = std::time::Instant::now();
+    for (done, run) in todo.iter().enumerate() {
+        let mut config = run.config.clone();
+        if let Some(d) = &opts.device {
+            config.train.device = d.clone();
+        }
+        let eta = if done == 0 {
+            "?".to_string()
+        } else {
+            format_secs(started.elapsed().as_secs_f64() / done as f64 * (todo.len() - done) as f64)
+        };
+        progress(&format!("[{}/{}] {} ({}), about {eta} left", done + 1, todo.len(), run.slug, run.id));
+        let plan = CheckpointPlan {
+            path: opts.results.join("work").join(&run.id).join("checkpoint.ot"),
+            config_hash: run.id.clone(),
+        };
+        let outcome = match train::run(&config, Some(&plan), &|m| progress(&format!("    {m}"))) {
+            Ok(o) => o,
+            Err(e) => RunOutcome {
+                status: RunStatus::Failed,
+                metrics: None,
+                diagnostics: Default::default(),
+                train_seconds: 0.0,
+                eval_seconds: 0.0,
+                split_fingerprint: String::new(),
+                device: config.train.device.clone(),
+                error: Some(format!("{e:#}")),
+            },
+        };
+        match outcome.status {
+            RunStatus::Finished => summary.finished += 1,
+            RunStatus::Diverged => summary.diverged += 1,
+            RunStatus::Failed => {
+                summary.failed += 1;
+                progress(&format!("    failed: {}", outcome.error.as_deref().unwrap_or("")));
+            }
+        }
+        let record = RunRecord {
+            id: run.id.clone(),
+            slug: run.slug.clone(),
+            provenance: Provenance::current(&outcome.device),
+            config: run.config.clone(),
+            outcome,
+            finished_at: store::now_rfc3339(),
+        };
+        store::write_record(&opts.results, &record)?;
+        let _ = std::fs::remove_dir_all(opts.results.join("work").join(&run.id));
+    }
+    Ok(summary)
+}
+
+fn format_secs(s: f64) -> String {
+    if s < 90.0 {
+        format!("{s:.0}s")
+    } else if s < 5400.0 {
+        format!("{:.0}min", s / 60.0)
+    } else {
+        format!("{:.1}h", s / 3600.0)
+    }
+}

@@ -1,0 +1,137 @@
+//! The real data-set loaders on tiny copies written in each data set's distributed format by
+//! `fixtures/make_dataset_fixtures.py`, the count assertions, the fingerprint, and the pipeline.
+use harness::data::pipeline::{self, BadImagePolicy, BatchStream, ImageSource, Normalization, TransformConfig};
+use harness::data::{cars196, check_counts, class_count, cub, folder, sop, DataError, ImageItem};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn root(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datasets").join(name)
+}
+
+fn classes(items: &[ImageItem]) -> Vec<i64> {
+    items.iter().map(|i| i.class).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+}
+
+#[test]
+fn cub_splits_by_class_number_and_ignores_the_classification_split() {
+    let l = cub::load(&root("cub"), true).unwrap();
+    assert_eq!(classes(&l.train), vec![1, 2, 100]);
+    assert_eq!(classes(&l.test), vec![101, 150, 200]);
+    assert_eq!((l.train.len(), l.test.len()), (9, 9));
+    assert!(l.missing_files().is_empty());
+    let e = cub::load(&root("cub"), false).unwrap_err().to_string();
+    assert!(e.contains("expected 100 classes and 5864 images, found 3 and 9") && e.contains("subset: true"), "{e}");
+}
+
+#[test]
+fn cars196_reads_the_mat_file_and_ignores_its_test_flag() {
+    let l = cars196::load(&root("cars196"), true).unwrap();
+    assert_eq!(classes(&l.train), vec![1, 50, 98]);
+    assert_eq!(classes(&l.test), vec![99, 196]);
+    assert_eq!((l.train.len(), l.test.len()), (9, 6));
+    assert!(l.train[0].path.starts_with("car_ims"));
+    assert!(l.missing_files().is_empty());
+    assert!(cars196::load(&root("cars196"), false).is_err());
+}
+
+#[test]
+fn sop_reads_both_lists() {
+    let l = sop::load(&root("sop"), true).unwrap();
+    assert_eq!(classes(&l.train), vec![1, 2, 11318]);
+    assert_eq!(classes(&l.test), vec![11319, 11320, 22634]);
+    assert_eq!((l.train.len(), l.test.len()), (8, 8));
+    assert!(l.missing_files().is_empty());
+}
+
+#[test]
+fn folder_splits_sorted_classes_in_halves() {
+    let l = folder::load(&root("folder")).unwrap();
+    assert_eq!(class_count(&l.train), 3);
+    assert_eq!(class_count(&l.test), 2);
+    assert!(l.train.iter().all(|i| ["ant", "bee", "cat"].iter().any(|c| i.path.starts_with(c))));
+}
+
+#[test]
+fn fingerprints_are_stable_and_change_with_the_split() {
+    let a = cub::load(&root("cub"), true).unwrap();
+    assert_eq!(a.fingerprint(), cub::load(&root("cub"), true).unwrap().fingerprint());
+    // Golden value: the sorted `split\tpath\tclass` lines of the committed fixture.
+    assert_eq!(a.fingerprint(), include_str!("fixtures/datasets/cub.fingerprint").trim());
+    let mut b = a.clone();
+    b.test[0].class = 102;
+    assert_ne!(a.fingerprint(), b.fingerprint());
+}
+
+#[test]
+fn count_assertions_accept_exactly_the_standard_sizes() {
+    let full: Vec<ImageItem> =
+        (0..5_864).map(|i| ImageItem { path: format!("{i}.jpg").into(), class: 1 + (i % 100) as i64 }).collect();
+    assert!(check_counts("cub", "train", &full, (100, 5_864), false).is_ok());
+    assert!(check_counts("cub", "train", &full[1..], (100, 5_864), false).is_err());
+    assert!(check_counts("cub", "train", &full[1..], (100, 5_864), true).is_ok());
+}
+
+#[test]
+fn a_missing_data_set_says_which_files_and_where_it_comes_from() {
+    let e = cub::load(&root("nowhere"), false).unwrap_err();
+    assert!(matches!(e, DataError::Missing { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("images.txt") && msg.contains("Caltech"), "{msg}");
+    let e = cars196::load(&root("nowhere"), false).unwrap_err().to_string();
+    assert!(e.contains("cars_annos.mat") && e.contains("car_ims"), "{e}");
+}
+
+fn source(train: bool, size: u32, normalization: Normalization, policy: BadImagePolicy) -> ImageSource {
+    let l = folder::load(&root("folder")).unwrap();
+    let items: Vec<&ImageItem> = l.train.iter().chain(&l.test).collect();
+    ImageSource {
+        paths: items.iter().map(|i| l.root.join(&i.path)).collect(),
+        labels: items.iter().map(|i| i.class).collect(),
+        transform: TransformConfig { size, resize: size + size / 7, normalization, ..Default::default() },
+        train,
+        on_bad_image: policy,
+    }
+}
+
+#[test]
+fn batches_have_the_right_shape_and_value_range_for_each_preset() {
+    let s = source(true, 24, Normalization::BnInception, BadImagePolicy::Fail);
+    let b = pipeline::build_batch(&s, &[0, 1, 2], 1, 0).unwrap();
+    assert_eq!(b.images.size(), vec![3, 3, 24, 24]);
+    let (lo, hi) = (f64::try_from(b.images.min()).unwrap(), f64::try_from(b.images.max()).unwrap());
+    assert!(lo >= -128.0 && hi <= 255.0 - 104.0 && hi - lo > 100.0, "BN-Inception range {lo}..{hi}");
+    let s = source(false, 24, Normalization::Imagenet, BadImagePolicy::Fail);
+    let b = pipeline::build_batch(&s, &[0, 1, 2], 1, 0).unwrap();
+    let (lo, hi) = (f64::try_from(b.images.min()).unwrap(), f64::try_from(b.images.max()).unwrap());
+    assert!(lo >= -0.485 / 0.229 - 1e-4 && hi <= (1.0 - 0.406) / 0.225 + 1e-4, "ImageNet range {lo}..{hi}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_batches_whatever_the_number_of_workers() {
+    let s = Arc::new(source(true, 16, Normalization::Imagenet, BadImagePolicy::Fail));
+    let batches = vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6, 7]];
+    let collect = |workers| -> Vec<tch::Tensor> {
+        BatchStream::start(s.clone(), batches.clone(), workers, 2, 42, 3).map(|b| b.unwrap().images).collect()
+    };
+    let one = collect(1);
+    let three = collect(3);
+    assert_eq!(one.len(), 4);
+    assert!(one.iter().zip(&three).all(|(a, b)| a.equal(b)));
+    let other_epoch: Vec<tch::Tensor> =
+        BatchStream::start(s.clone(), batches.clone(), 2, 2, 42, 4).map(|b| b.unwrap().images).collect();
+    assert!(!one[0].equal(&other_epoch[0]), "a new epoch must draw new crops");
+}
+
+#[test]
+fn a_corrupt_image_is_an_error_naming_the_file_or_is_skipped_and_counted() {
+    let s = source(false, 16, Normalization::Imagenet, BadImagePolicy::Fail);
+    let corrupt = s.paths.iter().position(|p| p.ends_with("eel/corrupt.jpg")).expect("fixture has the corrupt image");
+    let e = pipeline::build_batch(&s, &[0, corrupt], 0, 0).unwrap_err().to_string();
+    assert!(e.contains("corrupt.jpg"), "{e}");
+    let s = Arc::new(source(false, 16, Normalization::Imagenet, BadImagePolicy::Skip));
+    let out: Vec<_> = BatchStream::start(s, vec![vec![0, corrupt, 1]], 2, 1, 0, 0).collect();
+    let b = out.into_iter().next().unwrap().unwrap();
+    assert_eq!(b.images.size()[0], 2);
+    assert_eq!(b.skipped.len(), 1);
+}

@@ -1,0 +1,214 @@
+//! Sweeps as a user runs them: expansion, stable ids, a sweep killed mid-way and resumed, shards
+//! writing into one folder, a changed sweep file, and the report.
+use harness::sweep::Sweep;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tiny sweep: 2 losses (one with K ∈ {1, 2}) × 1 dim × 2 seeds = 6 runs of a few seconds.
+const TINY: &str = r#"
+name: tiny
+data:
+  - {kind: synthetic, classes: 6, modes_per_class: 2, images_per_mode: 4, resolution: 16, seed: 1}
+losses:
+  - {kind: softmax_norm}
+  - {kind: soft_triple}
+centers_per_class: [1, 2]
+dims: [16]
+seeds: [0, 1]
+model: {backbone: {kind: small_cnn, channels: [8]}}
+train: {device: cpu, epochs: 2, batch_size: 12, sampler: {kind: class_balanced, m: 2}, lr: {backbone: 0.003, head: 0.003}}
+eval: {recall_at: [1, 2], kmeans_restarts: 1}
+"#;
+
+fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("harness-sweep-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_sweep(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("sweep.yaml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// (slug, metrics JSON) of every record, timings and provenance left out.
+fn outcomes(results: &Path) -> Vec<(String, String)> {
+    harness::store::read_records(results)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (r.slug.clone(), serde_json::to_string(&(&r.outcome.metrics, &r.outcome.diagnostics.epoch_loss)).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn expansion_count_order_and_golden_ids() {
+    let s = Sweep::parse(TINY).unwrap();
+    let slugs: Vec<&str> = s.runs.iter().map(|r| r.slug.as_str()).collect();
+    assert_eq!(
+        slugs,
+        [
+            "synthetic-softmaxnorm-d16-s0",
+            "synthetic-softmaxnorm-d16-s1",
+            "synthetic-softtriple-k1-d16-s0",
+            "synthetic-softtriple-k1-d16-s1",
+            "synthetic-softtriple-k2-d16-s0",
+            "synthetic-softtriple-k2-d16-s1",
+        ]
+    );
+    // Ids are SHA-256 of the canonical config: the same on every machine and every run.
+    let ids: Vec<&str> = s.runs.iter().map(|r| r.id.as_str()).collect();
+    let golden: Vec<&str> = include_str!("fixtures/tiny_sweep_ids.txt").lines().collect();
+    assert_eq!(ids, golden);
+}
+
+#[test]
+fn every_problem_in_a_sweep_file_is_reported_together() {
+    let bad = TINY
+        .replace("dims: [16]", "dims: [16]\nepochz: 3")
+        .replace("{kind: softmax_norm}", "{kind: softmax_norm, lamda: 2}")
+        .replace("epochs: 2", "epochs: 2, lr_schedule: 1");
+    let e = Sweep::parse(&bad).unwrap_err().to_string();
+    for needle in ["3 problem(s)", "`epochz`: unknown key", "`losses[0]`", "lamda", "`train`", "lr_schedule"] {
+        assert!(e.contains(needle), "`{needle}` missing in:\n{e}");
+    }
+    let e = Sweep::parse(&TINY.replace("seeds: [0, 1]", "seeds: [0, 0]")).unwrap_err().to_string();
+    assert!(e.contains("appears twice"), "{e}");
+    let e = Sweep::parse(&format!("{TINY}overrides: {{cub: {{centers_per_class: [2]}}}}")).unwrap_err().to_string();
+    assert!(e.contains("overrides.cub") && e.contains("no data set of that kind"), "{e}");
+}
+
+#[test]
+fn per_data_set_and_per_loss_overrides_apply_where_they_should() {
+    let text = format!("{TINY}overrides:\n  synthetic: {{centers_per_class: [3], train: {{lr: {{centers: 0.1}}}}}}\nloss_overrides:\n  softmax_norm: {{train: {{epochs: 1}}}}\n");
+    let s = Sweep::parse(&text).unwrap();
+    assert_eq!(s.runs.len(), 4);
+    for r in &s.runs {
+        assert_eq!(r.config.train.lr.centers, 0.1);
+        let expected_epochs = if r.config.loss.kind() == "softmax_norm" { 1 } else { 2 };
+        assert_eq!(r.config.train.epochs, expected_epochs, "{}", r.slug);
+        assert_eq!(r.config.train.batch_size, 12, "shared settings survive the merge");
+    }
+    assert!(s.runs.iter().any(|r| r.config.loss.centers_per_class() == Some(3)));
+}
+
+#[test]
+fn a_killed_sweep_resumes_and_ends_with_exactly_the_records_of_an_uninterrupted_one() {
+    let dir = tmp("kill");
+    let file = write_sweep(&dir, TINY);
+    let whole = dir.join("whole");
+    let st = harness().args(["sweep"]).arg(&file).arg("--results").arg(&whole).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+
+    let killed = dir.join("killed");
+    let mut child = harness()
+        .args(["sweep"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&killed)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = killed.join("runs");
+    let count_records = |dir: &Path| -> usize {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| {
+                        let n = e.file_name().to_string_lossy().to_string();
+                        n.ends_with(".json") && !n.starts_with('.')
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while count_records(&runs) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no records appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL, mid-run
+    child.wait().unwrap();
+    let before = count_records(&runs);
+    assert!(before < 6, "the sweep finished before it could be killed");
+    for e in std::fs::read_dir(&runs).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue; // a temporary file the kill interrupted: never read as a record
+        }
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&p).unwrap()).is_ok(),
+            "half-written {}",
+            p.display()
+        );
+    }
+    let again = harness().args(["sweep"]).arg(&file).arg("--results").arg(&killed).output().unwrap();
+    assert!(again.status.success());
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(log.contains(&format!("{before} already recorded")), "{log}");
+    assert_eq!(outcomes(&killed), outcomes(&whole));
+    let leftovers = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        .count();
+    assert_eq!(leftovers, 0, "stale temporary files are cleared when the sweep starts again");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn two_shards_into_one_folder_make_the_whole_sweep_and_a_changed_sweep_is_refused() {
+    let dir = tmp("shards");
+    let file = write_sweep(&dir, TINY);
+    let results = dir.join("results");
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            harness()
+                .args(["sweep"])
+                .arg(&file)
+                .arg("--results")
+                .arg(&results)
+                .args(["--shard", &format!("{i}/2")])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut s in shards {
+        assert!(s.wait().unwrap().success());
+    }
+    let records = harness::store::read_records(&results).unwrap();
+    assert_eq!(records.len(), 6);
+    let whole = Sweep::parse(TINY).unwrap();
+    let mut ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    let mut want: Vec<String> = whole.runs.iter().map(|r| r.id.clone()).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want);
+
+    let changed = write_sweep(&dir, &TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2]"));
+    let out = harness().args(["sweep"]).arg(&changed).arg("--results").arg(&results).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the sweep file changed") && err.contains("3 run(s) are new"), "{err}");
+
+    let report = dir.join("report.md");
+    let out = harness().arg("report").arg(&results).arg("-o").arg(&report).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("## synthetic, embedding size 16") && text.contains("SoftTriple K=2"), "{text}");
+    assert!(results.join("runs.csv").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn shard_and_slurm_array_parsing() {
+    assert_eq!(harness::sweep::parse_shard("1/4").unwrap(), (1, 4));
+    assert!(harness::sweep::parse_shard("4/4").is_err());
+    assert!(harness::sweep::parse_shard("x").is_err());
+}

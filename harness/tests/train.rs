@@ -1,0 +1,109 @@
+//! One run end to end on the synthetic data, on the CPU.
+use harness::data::synthetic::SyntheticConfig;
+use harness::data::DatasetConfig;
+use harness::train::{run, CheckpointPlan, RunConfig, RunStatus};
+
+fn config(loss: &str, epochs: u32, seed: u64) -> RunConfig {
+    let yaml = format!(
+        r#"
+data: {{kind: synthetic, classes: 12, modes_per_class: 3, images_per_mode: 6, resolution: 24, seed: 3}}
+model: {{backbone: {{kind: small_cnn, channels: [16, 32]}}}}
+loss: {loss}
+dim: 32
+seed: {seed}
+train:
+  device: cpu
+  epochs: {epochs}
+  batch_size: 24
+  sampler: {{kind: class_balanced, m: 3}}
+  lr: {{backbone: 0.003, head: 0.003, centers: 0.01}}
+  lr_step_epochs: 6
+eval: {{recall_at: [1, 4], kmeans_restarts: 1}}
+"#
+    );
+    serde_yaml::from_str(&yaml).unwrap()
+}
+
+fn recall1(c: &RunConfig) -> f64 {
+    let o = run(c, None, &|_| {}).unwrap();
+    assert_eq!(o.status, RunStatus::Finished);
+    o.metrics.unwrap().retrieval.recall_at_k[0].1
+}
+
+#[test]
+fn soft_triple_learns_well_above_the_untrained_model_and_chance() {
+    let untrained = recall1(&config("{kind: soft_triple, centers_per_class: 3}", 0, 0));
+    let trained = recall1(&config("{kind: soft_triple, centers_per_class: 3}", 8, 0));
+    // Chance of a same-class nearest neighbour: 17 of the other 215 test images share the class.
+    let chance = 17.0 / 215.0;
+    assert!(trained > untrained + 0.1, "trained R@1 {trained} vs untrained {untrained}");
+    assert!(trained > 3.0 * chance, "trained R@1 {trained} vs chance {chance}");
+}
+
+#[test]
+fn every_loss_kind_completes_a_short_run() {
+    for loss in [
+        "{kind: triplet, mining: all}",
+        "{kind: triplet, mining: semihard}",
+        "{kind: triplet, mining: hard}",
+        "{kind: proxy_nca}",
+        "{kind: softmax_norm}",
+        "{kind: hard_triple, centers_per_class: 2}",
+        "{kind: soft_triple, centers_per_class: 2, tau: 0}",
+    ] {
+        let o = run(&config(loss, 1, 0), None, &|_| {}).unwrap_or_else(|e| panic!("{loss}: {e:#}"));
+        assert_eq!(o.status, RunStatus::Finished, "{loss}");
+        assert_eq!(o.diagnostics.epoch_loss.len(), 1);
+        assert!(o.split_fingerprint.starts_with("synthetic-"));
+    }
+}
+
+#[test]
+fn same_seed_and_config_on_cpu_give_identical_metrics() {
+    let c = config("{kind: soft_triple, centers_per_class: 3}", 2, 5);
+    let a = run(&c, None, &|_| {}).unwrap();
+    let b = run(&c, None, &|_| {}).unwrap();
+    assert_eq!(a.metrics, b.metrics);
+    assert_eq!(a.diagnostics.epoch_loss, b.diagnostics.epoch_loss);
+    let other = run(&config("{kind: soft_triple, centers_per_class: 3}", 2, 6), None, &|_| {}).unwrap();
+    assert_ne!(a.diagnostics.epoch_loss, other.diagnostics.epoch_loss);
+}
+
+#[test]
+fn an_exploding_run_is_recorded_as_diverged_with_its_step() {
+    let mut c = config("{kind: softmax_norm}", 3, 0);
+    c.train.lr.backbone = 1e12;
+    c.train.lr.head = 1e12;
+    c.train.weight_decay = 0.0;
+    let o = run(&c, None, &|_| {}).unwrap();
+    assert_eq!(o.status, RunStatus::Diverged);
+    let step = o.diagnostics.diverged_at_step.expect("the step is recorded");
+    assert!(step >= 2, "{step}");
+    assert!(o.metrics.is_none());
+}
+
+#[test]
+fn a_run_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_one() {
+    let dir = std::env::temp_dir().join(format!("harness-ckpt-{}", std::process::id()));
+    let plan = CheckpointPlan { path: dir.join("checkpoint.ot"), config_hash: "same-run".into() };
+    let full = config("{kind: soft_triple, centers_per_class: 3}", 4, 1);
+    let uninterrupted = run(&full, None, &|_| {}).unwrap();
+    // "Killed" after two epochs: the same run with its epoch budget cut leaves the epoch-2 checkpoint.
+    let mut cut = full.clone();
+    cut.train.epochs = 2;
+    run(&cut, Some(&plan), &|_| {}).unwrap();
+    assert!(plan.path.is_file());
+    let resumed = run(&full, Some(&plan), &|_| {}).unwrap();
+    assert_eq!(resumed.diagnostics.resumed_from_epoch, Some(1));
+    assert_eq!(resumed.diagnostics.epoch_loss, uninterrupted.diagnostics.epoch_loss);
+    assert_eq!(resumed.metrics, uninterrupted.metrics);
+    // A checkpoint of another config is never resumed from.
+    let other = CheckpointPlan { path: plan.path.clone(), config_hash: "another-run".into() };
+    assert_eq!(run(&full, Some(&other), &|_| {}).unwrap().diagnostics.resumed_from_epoch, None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn data_config_names_are_stable() {
+    assert_eq!(DatasetConfig::Synthetic(SyntheticConfig::default()).name(), "synthetic");
+}
