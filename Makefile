@@ -9,7 +9,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 CARGO ?= cargo
 HARNESS := target/release/harness
 
-.PHONY: setup build quickstart test lint ci bench bench-peers doctor
+# The regression check uses the test build's binary (dependencies optimised, see Cargo.toml), so CI
+# compiles the workspace once; its committed baseline was made by the same build.
+CI_HARNESS := target/debug/harness
+
+.PHONY: setup build quickstart test lint bench bench-peers bench-peers-eval doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -23,10 +27,11 @@ $(VENV)/.torch-$(TORCH_VERSION):
 build: setup
 	$(CARGO) build --release --locked -p harness
 
-## quickstart: the main job (see README)
+## quickstart: the main job: the quickstart sweep on the synthetic data, then its report
 quickstart: build
 	$(HARNESS) doctor
-	$(HARNESS) loss-check
+	$(HARNESS) sweep configs/quickstart.yaml --results results/quickstart
+	$(HARNESS) report results/quickstart -o reports/quickstart.md
 
 ## doctor: what the harness sees (versions, threads, CUDA)
 doctor: build
@@ -41,6 +46,20 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## ci-regress: run configs/ci.yaml and fail on a significant drop against results/baselines/ci
+ci-regress: setup
+	$(CARGO) build --locked -p harness
+	rm -rf target/ci-results
+	$(CI_HARNESS) sweep configs/ci.yaml --results target/ci-results
+	$(CI_HARNESS) regress --baseline results/baselines/ci --current target/ci-results -o target/ci-regress.md
+
+## ci-baseline: refresh the committed CI baseline on purpose (then review and commit results/baselines/ci)
+ci-baseline: setup
+	$(CARGO) build --locked -p harness
+	rm -rf results/baselines/ci
+	$(CI_HARNESS) sweep configs/ci.yaml --results results/baselines/ci
+	$(CI_HARNESS) report results/baselines/ci -o results/baselines/ci/report.md
+
 ## bench: criterion benches
 bench: setup
 	$(CARGO) bench --workspace --locked
@@ -49,3 +68,8 @@ bench: setup
 bench-peers: build
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/losses.py
+
+## bench-peers-eval: harness eval against faiss + scikit-learn at SOP scale (about 15 minutes)
+bench-peers-eval: build
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
+	$(VENV)/bin/python3 bench/peers/eval.py

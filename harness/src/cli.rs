@@ -91,6 +91,35 @@ pub enum Command {
         #[arg(long, default_value = "softmax_norm")]
         baseline: String,
     },
+    /// Write an sbatch script that runs a sweep as a Slurm job array (task i runs shard i/n).
+    Slurm {
+        /// The sweep file (YAML).
+        file: std::path::PathBuf,
+        /// Array tasks, i.e. shards (default: one per run, at most 100).
+        #[arg(long)]
+        tasks: Option<usize>,
+        /// Results folder shared by all tasks (default: results/<sweep name>).
+        #[arg(long)]
+        results: Option<std::path::PathBuf>,
+        /// Slurm partition.
+        #[arg(long)]
+        partition: Option<String>,
+        /// GPUs per task (0 runs on the CPU).
+        #[arg(long, default_value_t = 1)]
+        gpus_per_task: u32,
+        /// CPUs per task (image decoding threads).
+        #[arg(long, default_value_t = 8)]
+        cpus_per_task: u32,
+        /// Time limit per task (Slurm syntax).
+        #[arg(long, default_value = "24:00:00")]
+        time: String,
+        /// At most this many tasks at once.
+        #[arg(long)]
+        max_parallel: Option<usize>,
+        /// Where to write the script (default: standard output).
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Fail (exit 1) when a results folder is significantly worse than a stored baseline.
     ///
     /// For every cell (data set × dim × variant) of the baseline: a one-sided paired t-test over

@@ -12,6 +12,7 @@ pub mod npy;
 pub mod optim;
 pub mod regress;
 pub mod report;
+pub mod slurm;
 pub mod stats;
 pub mod store;
 pub mod sweep;

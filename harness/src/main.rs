@@ -49,6 +49,44 @@ fn run(cli: Cli) -> Result<()> {
             sweep(&file, results, shard, device, retry_failed, allow_changed)
         }
         Command::Report { results, output, baseline } => report(&results, output, &baseline),
+        Command::Slurm {
+            file,
+            tasks,
+            results,
+            partition,
+            gpus_per_task,
+            cpus_per_task,
+            time,
+            max_parallel,
+            output,
+        } => {
+            let sweep = harness::sweep::Sweep::load(&file)?;
+            let tasks = tasks.unwrap_or_else(|| sweep.runs.len().clamp(1, 100));
+            if tasks == 0 || tasks > sweep.runs.len() {
+                bail!("--tasks {tasks}: expected 1..={} (the sweep has {} runs)", sweep.runs.len(), sweep.runs.len());
+            }
+            let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            let results = abs(&results.unwrap_or_else(|| std::path::PathBuf::from("results").join(&sweep.name)));
+            let opts = harness::slurm::SlurmOptions {
+                tasks,
+                partition,
+                gpus_per_task,
+                cpus_per_task,
+                time,
+                max_parallel,
+                job_name: sweep.name.clone(),
+            };
+            let exe = std::env::current_exe().context("locating the harness binary")?;
+            let text = harness::slurm::script(&exe, &abs(&file), &results, &opts);
+            match output {
+                Some(o) => {
+                    harness::store::write_atomic(&o, text.as_bytes())?;
+                    eprintln!("wrote {} ({tasks} array tasks); submit with: sbatch {}", o.display(), o.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
         Command::Regress { baseline, current, metrics, alpha, tolerance, output } => {
             let mut problems = vec![];
             if !(0.0..1.0).contains(&alpha) || alpha == 0.0 {
@@ -234,7 +272,13 @@ fn sweep(
         allow_changed,
     };
     let source = std::fs::read_to_string(file)?;
-    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|m| eprintln!("{m}"))?;
+    // Per-epoch lines (indented) only on a terminal; logs get one line per run.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|m| {
+        if tty || !m.starts_with("    epoch") {
+            eprintln!("{m}")
+        }
+    })?;
     eprintln!(
         "shard {}/{}: {} runs, {} already recorded, {} finished, {} diverged, {} failed; records in {}",
         opts.shard.0,

@@ -170,7 +170,8 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
 }
 
 /// Test-only fault injection (`HARNESS_INJECT_FAULT`), to prove the regression check catches a
-/// broken change: `shuffle_train_labels` trains on permuted labels. Never set it for real runs.
+/// broken change: `misordered_test_labels` pairs the test embeddings with labels in another order
+/// (a loader bug). Never set it for real runs.
 pub fn injected_fault() -> Option<String> {
     std::env::var("HARNESS_INJECT_FAULT").ok().filter(|v| !v.is_empty())
 }

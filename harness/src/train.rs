@@ -326,13 +326,7 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
     groups.retain(|g| !g.params.is_empty());
     let mut opt = Optimizer::new(t.optimizer.clone(), groups);
 
-    let mut train_labels = data.train.labels();
-    if crate::regress::injected_fault().as_deref() == Some("shuffle_train_labels") {
-        // Test-only: a deliberately broken data pipeline the regression check must catch.
-        let mut g = crate::data::synthetic::SplitMix64(config.seed ^ 0xFA17);
-        crate::data::sampler::shuffle(&mut train_labels, &mut g);
-    }
-    let train_label_tensor = Tensor::from_slice(&train_labels);
+    let train_labels = data.train.labels();
     let mut diag = Diagnostics::default();
     let mut start_epoch = 0;
     if let Some(plan) = checkpoint {
@@ -390,15 +384,10 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
             Ok(true)
         };
         match &data.train {
-            Split::Memory { x, .. } => {
+            Split::Memory { x, y } => {
                 for b in &batches {
                     let idx = Tensor::from_slice(&b.iter().map(|&i| i as i64).collect::<Vec<_>>());
-                    if !step_batch(
-                        x.index_select(0, &idx),
-                        train_label_tensor.index_select(0, &idx),
-                        &mut opt,
-                        &mut diag,
-                    )? {
+                    if !step_batch(x.index_select(0, &idx), y.index_select(0, &idx), &mut opt, &mut diag)? {
                         status = RunStatus::Diverged;
                         break 'epochs;
                     }
@@ -458,7 +447,14 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
         return Ok(outcome);
     }
     let eval_start = Instant::now();
-    let (emb, labels) = embed_test(&model, &data.test, device, t)?;
+    let (emb, mut labels) = embed_test(&model, &data.test, device, t)?;
+    if crate::regress::injected_fault().as_deref() == Some("misordered_test_labels") {
+        // Test-only: test labels read in another order than the images, the loader bug the
+        // regression check must catch.
+        let mut order: Vec<i64> = (0..labels.size()[0]).collect();
+        crate::data::sampler::shuffle(&mut order, &mut crate::data::synthetic::SplitMix64(config.seed ^ 0xFA17));
+        labels = labels.index_select(0, &Tensor::from_slice(&order).to_device(labels.device()));
+    }
     outcome.metrics = Some(evaluate(&emb, &labels, &config.eval)?);
     outcome.eval_seconds = eval_start.elapsed().as_secs_f64();
     Ok(outcome)

@@ -51,7 +51,7 @@ fn retrieval_metrics_match_a_dense_brute_force_reference_on_random_cases() {
         let labels = Tensor::randint(classes, [n], (Kind::Int64, tch::Device::Cpu));
         let l: Vec<i64> = Vec::try_from(&labels).unwrap();
         let mut cfg = no_nmi();
-        cfg.memory_budget = 16 * n as usize * 9; // 9 query rows a chunk: many chunks
+        cfg.memory_budget = 8 * n as usize * 9; // 9 query rows a chunk: many chunks
         let report = evaluate(&x, &labels, &cfg).unwrap();
         let (recall, rp, map) = brute_force(&x, &l, &cfg.recall_at);
         for ((k, ours), theirs) in report.retrieval.recall_at_k.iter().zip(&recall) {

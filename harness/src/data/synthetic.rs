@@ -1,8 +1,9 @@
 //! `synthetic`: images generated in memory from a seed — no files, no download, deterministic.
 //!
-//! Each class has a *signature* (two colours and a motif shape) shared by all its images, and several
-//! visually distinct *modes* (a background gradient, the motif's place and size) — as a bird seen from
-//! the front and from the side. A one-centre-per-class loss must pull a class's modes onto one point;
+//! Each class has a *signature* (a motif shape and two colours) shared by all its images, and several
+//! visually distinct *modes* (a background gradient, the motif's place and size) — as a bird seen
+//! from the front and from the side. With `unrelated_modes`, every mode draws its own shape and
+//! colours too, so a class's modes share nothing visible. A one-centre-per-class loss must pull a class's modes onto one point;
 //! K centres can give each mode its own. Train and test classes are disjoint, as in the paper's split.
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -21,11 +22,27 @@ pub struct SyntheticConfig {
     pub resolution: i64,
     /// Seed of the generator (independent of the training seed: the data stay the same across runs).
     pub seed: u64,
+    /// Amplitude of the uniform pixel noise (images are in [0, 1]).
+    pub noise: f64,
+    /// Largest shift of the motif, as a fraction of the image side.
+    pub jitter: f64,
+    /// Give every mode its own motif shape and colours, so that a class's modes share nothing
+    /// visible: a class is then truly multi-modal and one centre must merge unrelated clusters.
+    pub unrelated_modes: bool,
 }
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        Self { classes: 24, modes_per_class: 3, images_per_mode: 8, resolution: 32, seed: 2019 }
+        Self {
+            classes: 24,
+            modes_per_class: 3,
+            images_per_mode: 8,
+            resolution: 32,
+            seed: 2019,
+            noise: 0.1,
+            jitter: 0.06,
+            unrelated_modes: false,
+        }
     }
 }
 
@@ -106,6 +123,9 @@ pub fn generate(config: &SyntheticConfig, test: bool) -> SyntheticSplit {
         let sig = ClassSignature { colours: [colour(&mut g), colour(&mut g)], shape: g.next_u64() % 4 };
         for m in 0..config.modes_per_class {
             let mut gm = SplitMix64::derive(config.seed, &[gc, m as u64 + 1]);
+            let own_signature = config
+                .unrelated_modes
+                .then(|| ClassSignature { colours: [colour(&mut gm), colour(&mut gm)], shape: gm.next_u64() % 4 });
             let mode = Mode {
                 background: [colour(&mut gm), colour(&mut gm)],
                 angle: gm.range(0.0, std::f64::consts::TAU),
@@ -115,7 +135,14 @@ pub fn generate(config: &SyntheticConfig, test: bool) -> SyntheticSplit {
             for s in 0..config.images_per_mode {
                 let mut gs =
                     SplitMix64::derive(config.seed, &[gc, m as u64 + 1, s as u64 + 1 + (test as u64) * 1_000_003]);
-                draw(&mut pixels[i * 3 * r * r..(i + 1) * 3 * r * r], r, &sig, &mode, &mut gs);
+                draw(
+                    &mut pixels[i * 3 * r * r..(i + 1) * 3 * r * r],
+                    r,
+                    own_signature.as_ref().unwrap_or(&sig),
+                    &mode,
+                    config,
+                    &mut gs,
+                );
                 labels.push(c);
                 modes.push(m);
                 names.push(format!("{gc}/{m}/{s}"));
@@ -129,8 +156,9 @@ pub fn generate(config: &SyntheticConfig, test: bool) -> SyntheticSplit {
 
 /// Draws one image: the mode's background gradient, the class's two-colour motif at the mode's
 /// place (jittered), brightness jitter and pixel noise.
-fn draw(out: &mut [f32], r: usize, sig: &ClassSignature, mode: &Mode, g: &mut SplitMix64) {
-    let (dx, dy) = (g.range(-0.06, 0.06), g.range(-0.06, 0.06));
+fn draw(out: &mut [f32], r: usize, sig: &ClassSignature, mode: &Mode, config: &SyntheticConfig, g: &mut SplitMix64) {
+    let j = config.jitter;
+    let (dx, dy) = (g.range(-j, j), g.range(-j, j));
     let scale = g.range(0.85, 1.15);
     let bright = g.range(0.85, 1.15);
     let (ca, sa) = (mode.angle.cos(), mode.angle.sin());
@@ -157,7 +185,7 @@ fn draw(out: &mut [f32], r: usize, sig: &ClassSignature, mode: &Mode, g: &mut Sp
                 px = sig.colours[stripe];
             }
             for (k, p) in px.iter().enumerate() {
-                let noise = (g.uniform() - 0.5) * 0.1;
+                let noise = (g.uniform() - 0.5) * config.noise;
                 out[k * plane + y * r + x] = ((p * bright) + noise).clamp(0.0, 1.0) as f32;
             }
         }
@@ -170,7 +198,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_images_and_splits_are_class_disjoint() {
-        let cfg = SyntheticConfig { classes: 4, modes_per_class: 2, images_per_mode: 3, resolution: 16, seed: 5 };
+        let cfg = SyntheticConfig {
+            classes: 4,
+            modes_per_class: 2,
+            images_per_mode: 3,
+            resolution: 16,
+            seed: 5,
+            ..Default::default()
+        };
         let a = generate(&cfg, false);
         let b = generate(&cfg, false);
         assert!(a.images.equal(&b.images));
@@ -187,7 +222,14 @@ mod tests {
 
     #[test]
     fn modes_of_a_class_differ_more_than_images_of_a_mode() {
-        let cfg = SyntheticConfig { classes: 6, modes_per_class: 3, images_per_mode: 4, resolution: 24, seed: 1 };
+        let cfg = SyntheticConfig {
+            classes: 6,
+            modes_per_class: 3,
+            images_per_mode: 4,
+            resolution: 24,
+            seed: 1,
+            ..Default::default()
+        };
         let s = generate(&cfg, false);
         let x = s.images.view([s.images.size()[0], -1]);
         let d = |i: i64, j: i64| f64::try_from((x.get(i) - x.get(j)).square().mean(Kind::Float)).unwrap();

@@ -72,10 +72,12 @@ impl SplitMix64 {
     }
 }
 
-/// Squared distances of every row of `x` to every row of `c`, for rows `start..start+len` of x.
-fn sq_distances(x: &Tensor, xx: &Tensor, c: &Tensor, cc: &Tensor, start: i64, len: i64) -> Tensor {
-    let xs = x.narrow(0, start, len);
-    (xx.narrow(0, start, len).unsqueeze(1) + cc.unsqueeze(0) - xs.matmul(&c.transpose(0, 1)) * 2.0).clamp_min(0.0)
+/// Nearest centroid of rows `start..start+len` of `x` and the squared distance to it, from one
+/// matrix product: argmin ‖x − c‖² = argmax (x·c − ‖c‖²/2), so no distance matrix is formed.
+fn nearest_centroids(x: &Tensor, xx: &Tensor, ct: &Tensor, half_cc: &Tensor, start: i64, len: i64) -> (Tensor, Tensor) {
+    let score = half_cc.addmm(&x.narrow(0, start, len), ct); // len × k: x·c − ‖c‖²/2
+    let (best, arg) = score.max_dim(1, false);
+    ((xx.narrow(0, start, len) - best * 2.0).clamp_min(0.0), arg)
 }
 
 fn row_sq_norms(x: &Tensor) -> Tensor {
@@ -143,13 +145,14 @@ pub fn kmeans(x: &Tensor, config: &KMeansConfig, memory_budget: usize) -> Vec<KM
             let mut converged = false;
             let inertia = loop {
                 // Assignment step, chunked over samples.
-                let cc = row_sq_norms(&centroids);
+                let half_cc = (row_sq_norms(&centroids) * -0.5).unsqueeze(0);
+                let ct = centroids.transpose(0, 1).contiguous();
                 let mut mins = vec![];
                 let mut args = vec![];
                 let mut start = 0;
                 while start < n {
                     let len = rows.min(n - start);
-                    let (m, a) = sq_distances(x, &xx, &centroids, &cc, start, len).min_dim(1, false);
+                    let (m, a) = nearest_centroids(x, &xx, &ct, &half_cc, start, len);
                     mins.push(m);
                     args.push(a);
                     start += len;
@@ -231,7 +234,7 @@ mod tests {
         tch::manual_seed(1);
         let x = Tensor::randn([200, 5], tch::kind::FLOAT_CPU);
         let a = kmeans(&x, &config(7, KMeansInit::KMeansPlusPlus, 1), 1 << 20);
-        let b = kmeans(&x, &config(7, KMeansInit::KMeansPlusPlus, 1), 7 * 16 * 13); // 13 rows a chunk
+        let b = kmeans(&x, &config(7, KMeansInit::KMeansPlusPlus, 1), 7 * 8 * 13); // 13 rows a chunk
         assert_eq!(a[0].assignments, b[0].assignments);
         assert!((a[0].inertia - b[0].inertia).abs() < 1e-3 * a[0].inertia);
         let c = kmeans(&x, &KMeansConfig { seed: 99, ..config(7, KMeansInit::KMeansPlusPlus, 1) }, 1 << 20);

@@ -4,11 +4,12 @@
 use tch::{Kind, Tensor};
 
 /// Default working memory for one chunk of the search, in bytes.
-pub const DEFAULT_MEMORY_BUDGET: usize = 1 << 30;
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
-/// Bytes of working memory per query row: similarities (4 B), tie masks and a running count (8 B),
-/// and slack for temporaries (4 B), per gallery item.
-const BYTES_PER_ENTRY: usize = 16;
+/// Bytes of working memory per query row and gallery item: the similarities (4 B) and top-k's
+/// temporaries (4 B). Rows that tie at the top-k boundary take the exact path, which needs about
+/// twice that, but they are few.
+const BYTES_PER_ENTRY: usize = 8;
 
 /// Number of query rows per chunk so one chunk's working set fits in `memory_budget` bytes.
 pub fn chunk_rows(gallery: i64, memory_budget: usize) -> i64 {
@@ -42,10 +43,31 @@ pub fn nearest_neighbours(unit: &Tensor, k: i64, memory_budget: usize) -> (Tenso
 
 /// Top-`k` of each row of `sim`, largest first, ties broken by lower column index, exactly.
 ///
-/// `topk` alone does not define which of several equal values it keeps, so: every column strictly
-/// above the k-th value is in; of the columns equal to it, the lowest-indexed ones fill the rest;
-/// the chosen k are then ordered by a stable sort (equal values keep ascending index).
+/// Fast path: `topk(k + 1)`; where the k-th and (k+1)-th values differ, the chosen set is
+/// unambiguous and only its order needs fixing (sort by index, then a stable sort by value). Rows
+/// where they tie go through [`top_k_exact`].
 fn top_k_lowest_index_ties(sim: &Tensor, k: i64) -> (Tensor, Tensor) {
+    let cols = sim.size()[1];
+    let kk = (k + 1).min(cols);
+    let (values, indices) = sim.topk(kk, 1, true, true);
+    let (by_index, perm) = indices.narrow(1, 0, k).sort(1, false);
+    let values_by_index = values.narrow(1, 0, k).gather(1, &perm, false);
+    let (mut top_values, order) = values_by_index.sort_stable(true, 1, true);
+    let mut top_indices = by_index.gather(1, &order, false);
+    if kk > k {
+        let tied = values.select(1, k - 1).eq_tensor(&values.select(1, k)).nonzero().view([-1]);
+        if tied.size()[0] > 0 {
+            let (i, v) = top_k_exact(&sim.index_select(0, &tied), k);
+            let _ = top_indices.index_copy_(0, &tied, &i);
+            let _ = top_values.index_copy_(0, &tied, &v);
+        }
+    }
+    (top_indices, top_values)
+}
+
+/// The exact path: every column strictly above the k-th value is in; of the columns equal to it,
+/// the lowest-indexed ones fill the rest; the chosen k are then ordered by a stable sort.
+fn top_k_exact(sim: &Tensor, k: i64) -> (Tensor, Tensor) {
     let rows = sim.size()[0];
     let (values, _) = sim.topk(k, 1, true, true);
     let kth = values.narrow(1, k - 1, 1); // rows × 1
@@ -93,6 +115,18 @@ mod tests {
         assert_eq!(Vec::<i64>::try_from(idx.get(3)).unwrap(), vec![1, 2]);
         let (idx, _) = nearest_neighbours(&x, 4, DEFAULT_MEMORY_BUDGET);
         assert_eq!(Vec::<i64>::try_from(idx.get(3)).unwrap(), vec![1, 2, 4, 0]);
+    }
+
+    #[test]
+    fn the_fast_path_and_the_exact_path_agree_on_rows_with_and_without_boundary_ties() {
+        tch::manual_seed(3);
+        // Quantised similarities: many exact ties, at the boundary and inside the top k.
+        let sim = (Tensor::rand([40, 30], tch::kind::FLOAT_CPU) * 5.0).floor();
+        let (fi, fv) = top_k_lowest_index_ties(&sim, 6);
+        let (ei, ev) = top_k_exact(&sim, 6);
+        assert!(fi.equal(&ei) && fv.equal(&ev));
+        let (_, order) = sim.sort_stable(true, 1, true);
+        assert!(fi.equal(&order.narrow(1, 0, 6)));
     }
 
     #[test]
