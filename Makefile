@@ -13,7 +13,7 @@ HARNESS := target/release/harness
 # compiles the workspace once; its committed baseline was made by the same build.
 CI_HARNESS := target/debug/harness
 
-.PHONY: setup build quickstart test lint bench bench-peers bench-peers-eval doctor ci-regress ci-baseline
+.PHONY: setup build quickstart test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -68,6 +68,15 @@ bench: setup
 bench-peers: build
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/losses.py
+
+## bench-peers-pipeline: image pipeline against torchvision + PIL (installs torchvision 0.28)
+bench-peers-pipeline: build
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
+	$(VENV)/bin/python3 bench/peers/pipeline.py
+
+## bench-peers-train: training steps per second against PyTorch
+bench-peers-train: build
+	$(VENV)/bin/python3 bench/peers/train_step.py
 
 ## bench-peers-eval: harness eval against faiss + scikit-learn at SOP scale (about 15 minutes)
 bench-peers-eval: build

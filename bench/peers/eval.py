@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 KS = [1, 10, 100]
 
 
-def make_embeddings(path, n=60_502, classes=11_316, dim=512, seed=0, noise=1.6):
+def make_embeddings(path, n=60_502, classes=11_316, dim=512, seed=0, noise=3.0):
     """SOP-like: class sizes 2..12 (mean ≈ 5.35), class centre + isotropic noise, float32. The noise
     is large enough that nearest neighbours are often of another class (R@1 well below 100%)."""
     rng = np.random.default_rng(seed)
@@ -92,7 +92,7 @@ def main():
     ap.add_argument("--iters", type=int, default=20, help="k-means iterations on both sides")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peer-only", help=argparse.SUPPRESS)
-    ap.add_argument("--noise", type=float, default=1.6, help="within-class noise of the synthetic embeddings")
+    ap.add_argument("--noise", type=float, default=3.0, help="within-class noise of the synthetic embeddings")
     args = ap.parse_args()
     if args.peer_only:
         return peer(args.peer_only, args.threads, args.iters, args.seed)

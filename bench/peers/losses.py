@@ -79,10 +79,11 @@ def pml_loss(cfg, num_classes, dim):
     if kind == "proxy_nca" and cfg["include_positive"]:
         return pml.ProxyNCALoss(num_classes=num_classes, embedding_size=dim, softmax_scale=cfg["scale"] ** 2)
     k = cfg.get("centers_per_class", 1)
-    # PML's SoftTripleLoss builds a (C·K)² mask at construction: only feasible for small C·K.
-    if kind == "soft_triple" and cfg["tau"] > 0 and num_classes * k <= 2000:
+    # PML's SoftTripleLoss has no centre regularizer (it is a separate, opt-in weight regularizer),
+    # so it matches our convention only at tau = 0.
+    if kind == "soft_triple" and cfg["tau"] == 0:
         return pml.SoftTripleLoss(num_classes=num_classes, embedding_size=dim, centers_per_class=k,
-                                  la=cfg["la"], gamma=cfg["gamma"], margin=cfg["margin"], reg_weight=cfg["tau"])
+                                  la=cfg["la"], gamma=cfg["gamma"], margin=cfg["margin"])
     return None
 
 

@@ -10,6 +10,7 @@ pub mod loss_check;
 pub mod model;
 pub mod npy;
 pub mod optim;
+pub mod plot;
 pub mod regress;
 pub mod report;
 pub mod slurm;

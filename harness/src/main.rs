@@ -301,8 +301,14 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
     }
     let name = results.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
     let output = output.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("{name}.md")));
-    let opts = harness::report::ReportOptions { title: format!("Report: {name}"), baseline: baseline.into() };
-    let text = harness::report::render(&records, &opts);
+    let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| name.clone());
+    let opts =
+        harness::report::ReportOptions { title: format!("Report: {name}"), baseline: baseline.into(), plot_stem: stem };
+    let (text, plots) = harness::report::render_with_plots(&records, &opts);
+    let folder = output.parent().unwrap_or(std::path::Path::new("."));
+    for p in &plots {
+        harness::store::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
+    }
     harness::store::write_atomic(&output, text.as_bytes())?;
     let csv = harness::table::write_csv(results, &records)?;
     eprintln!("report: {} ({} runs); table: {}", output.display(), records.len(), csv.display());

@@ -23,6 +23,17 @@ pub struct ReportOptions {
     pub title: String,
     /// Loss kind of the baseline the others are compared with.
     pub baseline: String,
+    /// File-name stem of the plots written next to the report (`<stem>-k-sweep-<data>-d<dim>.svg`).
+    pub plot_stem: String,
+}
+
+/// A chart to write next to the report.
+#[derive(Debug, Clone)]
+pub struct Plot {
+    /// File name (no folder).
+    pub file_name: String,
+    /// SVG text.
+    pub svg: String,
 }
 
 /// A table row: every seed's record of one variant in one data set × dim.
@@ -118,6 +129,12 @@ fn paper_value(paper: &serde_yaml::Value, data: &str, dim: i64, kind: &str, metr
 
 /// Builds the report from records.
 pub fn render(records: &[RunRecord], opts: &ReportOptions) -> String {
+    render_with_plots(records, opts).0
+}
+
+/// Builds the report and the K-sweep charts it links to.
+pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String, Vec<Plot>) {
+    let mut plots = vec![];
     let paper: serde_yaml::Value = serde_yaml::from_str(PAPER_NUMBERS).expect("paper numbers parse");
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", opts.title);
@@ -152,6 +169,10 @@ pub fn render(records: &[RunRecord], opts: &ReportOptions) -> String {
             verdicts.extend(v.into_iter().map(|v| format!("- {data}, dim {dim}: {v}")));
         }
         ablation(&mut s, &rows);
+        if let Some(p) = k_sweep_plot(&rows, data, *dim, &opts.plot_stem) {
+            let _ = writeln!(s, "![R@1 against K, {data}, dim {dim}]({})\n", p.file_name);
+            plots.push(p);
+        }
     }
     let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.status != RunStatus::Finished).collect();
     if !failed.is_empty() {
@@ -176,7 +197,47 @@ pub fn render(records: &[RunRecord], opts: &ReportOptions) -> String {
         }
         s.push('\n');
     }
-    s
+    (s, plots)
+}
+
+/// R@1 against K for every multi-centre variant, when the table holds at least two K values.
+fn k_sweep_plot(rows: &[Row], data: &str, dim: i64, stem: &str) -> Option<Plot> {
+    let multi: Vec<&Row> = rows.iter().filter(|r| r.loss.centers_per_class().is_some()).collect();
+    let ks: BTreeSet<i64> = multi.iter().filter_map(|r| r.loss.centers_per_class()).collect();
+    if ks.len() < 2 {
+        return None;
+    }
+    let xs: Vec<String> = ks.iter().map(|k| k.to_string()).collect();
+    let mut series: BTreeMap<String, crate::plot::Series> = BTreeMap::new();
+    for r in multi {
+        let name = match r.loss {
+            LossConfig::SoftTriple(c) => format!("SoftTriple τ={}", c.tau),
+            _ => "HardTriple".to_string(),
+        };
+        let v: Vec<f64> = values_of(r, "R@1").iter().map(|x| x.1).collect();
+        if v.is_empty() {
+            continue;
+        }
+        let sm = summarize(&v, 0.95);
+        let k = r.loss.centers_per_class().unwrap().to_string();
+        series
+            .entry(name.clone())
+            .or_insert_with(|| crate::plot::Series { label: name, points: vec![] })
+            .points
+            .push((k, sm.mean, sm.ci95));
+    }
+    let mut series: Vec<crate::plot::Series> = series.into_values().collect();
+    for s in &mut series {
+        s.points.sort_by_key(|p| p.0.parse::<i64>().unwrap_or(0));
+    }
+    let svg = crate::plot::line_chart(
+        &format!("R@1 against K — {data}, dim {dim}"),
+        "centres per class K",
+        "R@1 (%), mean ± 95% CI",
+        &xs,
+        &series,
+    );
+    Some(Plot { file_name: format!("{stem}-k-sweep-{data}-d{dim}.svg"), svg })
 }
 
 fn provenance(s: &mut String, records: &[RunRecord]) {

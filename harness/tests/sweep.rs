@@ -212,3 +212,24 @@ fn shard_and_slurm_array_parsing() {
     assert!(harness::sweep::parse_shard("4/4").is_err());
     assert!(harness::sweep::parse_shard("x").is_err());
 }
+
+#[test]
+fn report_snapshot() {
+    // Fixture records: five seeds of Softmax_norm and SoftTriple K=4 from the quickstart, and one
+    // crafted diverged run. Regenerate the snapshot on purpose with
+    //   harness report harness/tests/fixtures/records -o harness/tests/fixtures/report_snapshot.md
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records");
+    let records = harness::store::read_records(&dir).unwrap();
+    assert_eq!(records.len(), 11);
+    let opts = harness::report::ReportOptions {
+        title: "Report: records".into(),
+        baseline: "softmax_norm".into(),
+        plot_stem: "report_snapshot".into(),
+    };
+    let text = harness::report::render(&records, &opts);
+    let snapshot = include_str!("fixtures/report_snapshot.md");
+    if text != snapshot {
+        let first = text.lines().zip(snapshot.lines()).position(|(a, b)| a != b);
+        panic!("the report differs from the snapshot (first differing line: {first:?}):\n{text}");
+    }
+}
