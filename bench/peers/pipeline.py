@@ -81,7 +81,7 @@ def main():
           f"torchvision {torchvision.__version__} with PIL, one thread each\n")
     print("| | images/s per core | ratio harness/torchvision |")
     print("|---|---:|---:|")
-    print(f"| harness (Rust, image crate) | {ours:.1f} | {ours / theirs:.2f} |")
+    print(f"| harness (Rust: image decode, fast_image_resize) | {ours:.1f} | {ours / theirs:.2f} |")
     print(f"| torchvision + PIL | {theirs:.1f} | 1.00 |")
     print(f"\nharness worker pool ({rows[0][0]['workers']} workers): {pool:.1f} images/s")
 

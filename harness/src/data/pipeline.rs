@@ -7,7 +7,7 @@
 //! the same whatever the number of workers.
 use super::synthetic::SplitMix64;
 use super::DataError;
-use image::imageops::FilterType;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ pub fn decode(path: &Path) -> Result<RgbImage, DataError> {
 
 /// RandomResizedCrop (torchvision's algorithm: 10 tries at a random area and log-uniform ratio,
 /// then a centre crop fallback) followed by an optional horizontal flip.
-pub fn train_transform(img: &RgbImage, cfg: &TransformConfig, g: &mut SplitMix64) -> RgbImage {
+pub fn train_transform(img: &RgbImage, cfg: &TransformConfig, g: &mut SplitMix64) -> Result<RgbImage, String> {
     let (w, h) = (img.width() as f64, img.height() as f64);
     let area = w * h;
     let mut crop = None;
@@ -106,25 +106,44 @@ pub fn train_transform(img: &RgbImage, cfg: &TransformConfig, g: &mut SplitMix64
         };
         (((w - cw) / 2.0) as u32, ((h - ch) / 2.0) as u32, cw as u32, ch as u32)
     });
-    let cropped = image::imageops::crop_imm(img, x, y, cw, ch).to_image();
-    let mut out = image::imageops::resize(&cropped, cfg.size, cfg.size, FilterType::Triangle);
+    let mut out = resize_crop(img, (x, y, cw, ch), cfg.size, cfg.size)?;
     if g.uniform() < cfg.flip {
         image::imageops::flip_horizontal_in_place(&mut out);
     }
-    out
+    Ok(out)
 }
 
 /// Resize the shorter side to `cfg.resize`, then centre-crop `cfg.size` × `cfg.size`.
-pub fn eval_transform(img: &RgbImage, cfg: &TransformConfig) -> RgbImage {
+pub fn eval_transform(img: &RgbImage, cfg: &TransformConfig) -> Result<RgbImage, String> {
     let (w, h) = (img.width(), img.height());
     let (nw, nh) = if w <= h {
         (cfg.resize, ((h as f64) * cfg.resize as f64 / w as f64).round() as u32)
     } else {
         (((w as f64) * cfg.resize as f64 / h as f64).round() as u32, cfg.resize)
     };
-    let resized = image::imageops::resize(img, nw, nh, FilterType::Triangle);
+    let resized = resize_crop(img, (0, 0, w, h), nw, nh)?;
     let (x, y) = ((nw.saturating_sub(cfg.size)) / 2, (nh.saturating_sub(cfg.size)) / 2);
-    image::imageops::crop_imm(&resized, x, y, cfg.size.min(nw), cfg.size.min(nh)).to_image()
+    Ok(image::imageops::crop_imm(&resized, x, y, cfg.size.min(nw), cfg.size.min(nh)).to_image())
+}
+
+thread_local! {
+    static RESIZER: std::cell::RefCell<Resizer> = std::cell::RefCell::new(Resizer::new());
+}
+
+/// Resizes the `(x, y, w, h)` region of `img` to `out_w × out_h` with an antialiased bilinear
+/// filter (as PIL's BILINEAR, which torchvision uses), SIMD-accelerated; one resizer per thread.
+pub fn resize_crop(
+    img: &RgbImage,
+    (x, y, w, h): (u32, u32, u32, u32),
+    out_w: u32,
+    out_h: u32,
+) -> Result<RgbImage, String> {
+    let mut out = RgbImage::new(out_w.max(1), out_h.max(1));
+    let opts = ResizeOptions::new()
+        .crop(x as f64, y as f64, w.max(1) as f64, h.max(1) as f64)
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    RESIZER.with(|r| r.borrow_mut().resize(img, &mut out, &opts)).map_err(|e| format!("resize failed: {e}"))?;
+    Ok(out)
 }
 
 /// Writes a normalised image into `out` (3 × H × W, channel-major) following the preset.
@@ -197,7 +216,8 @@ pub fn build_batch(src: &ImageSource, indices: &[usize], seed: u64, epoch: u64) 
             train_transform(&img, &src.transform, &mut g)
         } else {
             eval_transform(&img, &src.transform)
-        };
+        }
+        .map_err(|reason| DataError::Image { path: src.paths[i].clone(), reason })?;
         normalize_into(&out, src.transform.normalization, &mut data[filled * 3 * s * s..(filled + 1) * 3 * s * s]);
         labels.push(src.labels[i]);
         filled += 1;
