@@ -20,7 +20,9 @@ fi
 if [ ! -s /etc/munge/munge.key ]; then
   mkdir -p /etc/munge && dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
 fi
-chown -R munge:munge /etc/munge /var/lib/munge /var/log/munge /run/munge 2>/dev/null || true
+mkdir -p /run/munge /var/lib/munge /var/log/munge
+chown -R munge:munge /etc/munge /var/lib/munge /var/log/munge /run/munge
+chmod 755 /run/munge
 chmod 400 /etc/munge/munge.key
 pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
 
@@ -57,7 +59,7 @@ sinfo
 
 # the array job: 3 tasks, CPU only, one CPU each
 "$H" slurm configs/ci.yaml --tasks 3 --gpus-per-task 0 --cpus-per-task 1 --time 00:30:00 \
-  --results "$WORK/cluster" -o "$WORK/ci.sbatch"
+  --results "$WORK/cluster/ci" -o "$WORK/ci.sbatch"
 cat "$WORK/ci.sbatch"
 JOB=$(sbatch --parsable "$WORK/ci.sbatch")
 echo "submitted job array $JOB"
@@ -66,12 +68,15 @@ for _ in $(seq 600); do
   sleep 2
 done
 sacct -j "$JOB" 2>/dev/null || true
-ls "$WORK/cluster/logs"
+ls "$WORK/cluster/ci/logs"
+n=$(ls "$WORK/cluster/ci/runs" 2>/dev/null | wc -l)
+echo "records written by the array: $n"
+[ "$n" -gt 0 ] || { echo "FAIL: the job array wrote no records"; tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log; exit 1; }
 
 # the same sweep locally, and the two reports
-"$H" sweep configs/ci.yaml --results "$WORK/local"
-"$H" report "$WORK/cluster" -o "$WORK/cluster.md"
-"$H" report "$WORK/local" -o "$WORK/local.md"
+"$H" sweep configs/ci.yaml --results "$WORK/local/ci"
+"$H" report "$WORK/cluster/ci" -o "$WORK/cluster.md"
+"$H" report "$WORK/local/ci" -o "$WORK/local.md"
 # Both runs are the same binary on the same machine: records agree bit for bit except timings,
 # so compare the reports with the compute line (total seconds) left out.
 if diff <(grep -v '^| compute' "$WORK/cluster.md") <(grep -v '^| compute' "$WORK/local.md"); then

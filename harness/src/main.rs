@@ -78,6 +78,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             let exe = std::env::current_exe().context("locating the harness binary")?;
             let text = harness::slurm::script(&exe, &abs(&file), &results, &opts);
+            // Slurm opens each task's --output file before the script runs: the folder must exist.
+            let logs = results.join("logs");
+            std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
             match output {
                 Some(o) => {
                     harness::store::write_atomic(&o, text.as_bytes())?;

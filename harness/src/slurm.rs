@@ -26,7 +26,8 @@ fn quote(s: &str) -> String {
 }
 
 /// The script text. `harness` is the absolute path of the binary; paths are made absolute so the
-/// job runs from any working directory.
+/// job runs from any working directory. The caller creates `<results>/logs` (Slurm opens the log
+/// files before the script starts).
 pub fn script(harness: &Path, sweep_file: &Path, results: &Path, opts: &SlurmOptions) -> String {
     let n = opts.tasks;
     let array = match opts.max_parallel {
