@@ -11,6 +11,7 @@ pub mod model;
 pub mod npy;
 pub mod optim;
 pub mod plot;
+pub mod progress;
 pub mod regress;
 pub mod report;
 pub mod slurm;

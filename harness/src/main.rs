@@ -4,6 +4,7 @@ use clap::Parser;
 use harness::cli::{parse_bytes, parse_device, Cli, Command, DataCommand, EvalArgs};
 
 fn main() {
+    harness::progress::init_logging();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
@@ -181,8 +182,14 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>) 
         path: out.join("work").join(&id).join("checkpoint.ot"),
         config_hash: id.clone(),
     };
-    eprintln!("run {slug} ({id})");
-    let outcome = harness::train::run(&config, Some(&plan), &|m| eprintln!("  {m}"))?;
+    tracing::info!("run {slug} ({id})");
+    let bar = std::cell::RefCell::new(harness::progress::SweepProgress::new(1));
+    bar.borrow_mut().start_run(&slug, config.train.epochs as u64);
+    let outcome = harness::train::run(&config, Some(&plan), &|e| match e {
+        harness::train::RunEvent::Epoch { loss, .. } => bar.borrow().epoch(loss),
+        harness::train::RunEvent::Resumed { epoch } => bar.borrow().println(&format!("resumed after epoch {epoch}")),
+    })?;
+    bar.borrow_mut().finish_run();
     let record = harness::store::RunRecord {
         id: id.clone(),
         slug,
@@ -199,7 +206,7 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>) 
             println!("run ended {:?} at step {:?}", record.outcome.status, record.outcome.diagnostics.diverged_at_step)
         }
     }
-    eprintln!("record: {}", path.display());
+    tracing::info!("record: {}", path.display());
     Ok(())
 }
 
@@ -275,14 +282,48 @@ fn sweep(
         allow_changed,
     };
     let source = std::fs::read_to_string(file)?;
-    // Per-epoch lines (indented) only on a terminal; logs get one line per run.
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|m| {
-        if tty || !m.starts_with("    epoch") {
-            eprintln!("{m}")
+    // Bars on a terminal; a log line per run otherwise.
+    let bar: std::cell::RefCell<Option<harness::progress::SweepProgress>> = std::cell::RefCell::new(None);
+    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
+        use harness::sweep::SweepEvent as E;
+        let mut bar = bar.borrow_mut();
+        match e {
+            E::Planned { in_shard, skipped, todo } => {
+                tracing::info!("{in_shard} runs in this shard: {skipped} already recorded, {todo} to run");
+                *bar = Some(harness::progress::SweepProgress::new(todo as u64));
+            }
+            E::RunStarted { slug, id, epochs } => {
+                if let Some(b) = bar.as_mut() {
+                    let (done, total) = (b.runs.position(), b.runs.length().unwrap_or(0));
+                    if b.runs.is_hidden() {
+                        tracing::info!("[{}/{total}] {slug} ({id})", done + 1);
+                    }
+                    b.start_run(&slug, epochs as u64);
+                }
+            }
+            E::Run(harness::train::RunEvent::Epoch { loss, .. }) => {
+                if let Some(b) = bar.as_ref() {
+                    b.epoch(loss)
+                }
+            }
+            E::Run(harness::train::RunEvent::Resumed { epoch }) => {
+                tracing::info!("    resumed after epoch {epoch} from its checkpoint")
+            }
+            E::RunFinished { slug, status, error } => {
+                if let Some(b) = bar.as_mut() {
+                    b.finish_run();
+                    match status {
+                        harness::train::RunStatus::Finished => {}
+                        _ => b.println(&format!("{slug}: {status:?} {}", error.unwrap_or_default())),
+                    }
+                }
+            }
         }
     })?;
-    eprintln!(
+    if let Some(b) = bar.borrow().as_ref() {
+        b.runs.finish_and_clear();
+    }
+    tracing::info!(
         "shard {}/{}: {} runs, {} already recorded, {} finished, {} diverged, {} failed; records in {}",
         opts.shard.0,
         opts.shard.1,
@@ -314,6 +355,6 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
     }
     harness::store::write_atomic(&output, text.as_bytes())?;
     let csv = harness::table::write_csv(results, &records)?;
-    eprintln!("report: {} ({} runs); table: {}", output.display(), records.len(), csv.display());
+    tracing::info!("report: {} ({} runs); table: {}", output.display(), records.len(), csv.display());
     Ok(())
 }

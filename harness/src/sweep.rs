@@ -367,6 +367,40 @@ pub struct SweepSummary {
     pub failed: usize,
 }
 
+/// What a sweep reports while it works.
+#[derive(Debug, Clone)]
+pub enum SweepEvent {
+    /// The shard's runs were sorted into recorded and to do.
+    Planned {
+        /// Runs of this shard.
+        in_shard: usize,
+        /// Already recorded.
+        skipped: usize,
+        /// To run now.
+        todo: usize,
+    },
+    /// A run starts.
+    RunStarted {
+        /// Its slug.
+        slug: String,
+        /// Its id.
+        id: String,
+        /// Its epochs.
+        epochs: u32,
+    },
+    /// Progress inside the run.
+    Run(train::RunEvent),
+    /// A run ended and its record was written.
+    RunFinished {
+        /// Its slug.
+        slug: String,
+        /// How it ended.
+        status: RunStatus,
+        /// The error of a failed run.
+        error: Option<String>,
+    },
+}
+
 /// Checks (or writes) the results folder's `sweep.json`: the sweep it holds must be this one.
 pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) -> Result<()> {
     let lock = opts.results.join("sweep.json");
@@ -398,7 +432,12 @@ pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) ->
 }
 
 /// Runs the shard's runs that have no record yet; each record is written as soon as it exists.
-pub fn run_sweep(sweep: &Sweep, source: &str, opts: &SweepOptions, progress: &dyn Fn(&str)) -> Result<SweepSummary> {
+pub fn run_sweep(
+    sweep: &Sweep,
+    source: &str,
+    opts: &SweepOptions,
+    progress: &dyn Fn(SweepEvent),
+) -> Result<SweepSummary> {
     check_results_folder(sweep, source, opts)?;
     let (i, n) = opts.shard;
     let mine: Vec<&PlannedRun> = sweep.runs.iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, r)| r).collect();
@@ -428,29 +467,18 @@ pub fn run_sweep(sweep: &Sweep, source: &str, opts: &SweepOptions, progress: &dy
             keep
         })
         .collect();
-    progress(&format!(
-        "{} runs in this shard: {} already recorded, {} to run",
-        summary.in_shard,
-        summary.skipped,
-        todo.len()
-    ));
-    let started = std::time::Instant::now();
-    for (done, run) in todo.iter().enumerate() {
+    progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len() });
+    for run in &todo {
         let mut config = run.config.clone();
         if let Some(d) = &opts.device {
             config.train.device = d.clone();
         }
-        let eta = if done == 0 {
-            "?".to_string()
-        } else {
-            format_secs(started.elapsed().as_secs_f64() / done as f64 * (todo.len() - done) as f64)
-        };
-        progress(&format!("[{}/{}] {} ({}), about {eta} left", done + 1, todo.len(), run.slug, run.id));
+        progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
         let plan = CheckpointPlan {
             path: opts.results.join("work").join(&run.id).join("checkpoint.ot"),
             config_hash: run.id.clone(),
         };
-        let outcome = match train::run(&config, Some(&plan), &|m| progress(&format!("    {m}"))) {
+        let outcome = match train::run(&config, Some(&plan), &|e| progress(SweepEvent::Run(e))) {
             Ok(o) => o,
             Err(e) => RunOutcome {
                 status: RunStatus::Failed,
@@ -466,11 +494,9 @@ pub fn run_sweep(sweep: &Sweep, source: &str, opts: &SweepOptions, progress: &dy
         match outcome.status {
             RunStatus::Finished => summary.finished += 1,
             RunStatus::Diverged => summary.diverged += 1,
-            RunStatus::Failed => {
-                summary.failed += 1;
-                progress(&format!("    failed: {}", outcome.error.as_deref().unwrap_or("")));
-            }
+            RunStatus::Failed => summary.failed += 1,
         }
+        let (status, error) = (outcome.status, outcome.error.clone());
         let record = RunRecord {
             id: run.id.clone(),
             slug: run.slug.clone(),
@@ -481,16 +507,7 @@ pub fn run_sweep(sweep: &Sweep, source: &str, opts: &SweepOptions, progress: &dy
         };
         store::write_record(&opts.results, &record)?;
         let _ = std::fs::remove_dir_all(opts.results.join("work").join(&run.id));
+        progress(SweepEvent::RunFinished { slug: run.slug.clone(), status, error });
     }
     Ok(summary)
-}
-
-fn format_secs(s: f64) -> String {
-    if s < 90.0 {
-        format!("{s:.0}s")
-    } else if s < 5400.0 {
-        format!("{:.0}min", s / 60.0)
-    } else {
-        format!("{:.1}h", s / 3600.0)
-    }
 }

@@ -172,6 +172,25 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
+/// What a run reports while it works.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunEvent {
+    /// An epoch ended with this mean loss (`epoch` counts from 1).
+    Epoch {
+        /// The epoch just finished, from 1.
+        epoch: u32,
+        /// Epochs of the run.
+        epochs: u32,
+        /// Its mean loss.
+        loss: f64,
+    },
+    /// The run resumed after this epoch (from 1) from its checkpoint.
+    Resumed {
+        /// The last epoch the checkpoint holds, from 1.
+        epoch: u32,
+    },
+}
+
 /// Parses `auto | cpu | cuda | cuda:N`, checking that CUDA exists when asked for.
 pub fn resolve_device(s: &str) -> Result<Device> {
     let d = crate::cli::parse_device(s)?;
@@ -298,7 +317,7 @@ pub struct CheckpointPlan {
 }
 
 /// Trains and evaluates one run. Errors in set-up are returned; a diverged loss is an outcome.
-pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &dyn Fn(&str)) -> Result<RunOutcome> {
+pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> Result<RunOutcome> {
     let device = resolve_device(&config.train.device)?;
     let t = &config.train;
     if t.batch_size < 2 {
@@ -334,7 +353,7 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
             start_epoch = epoch + 1;
             diag = d;
             diag.resumed_from_epoch = Some(epoch);
-            progress(&format!("resumed from the checkpoint of epoch {}", epoch + 1));
+            progress(RunEvent::Resumed { epoch: epoch + 1 });
         }
     }
     let started = Instant::now();
@@ -419,7 +438,7 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
             diag.epoch_regularizer.push(reg_sum / n.max(1) as f64);
         }
         diag.last_loss = Some(mean);
-        progress(&format!("epoch {}/{}: loss {mean:.4}", epoch + 1, t.epochs));
+        progress(RunEvent::Epoch { epoch: epoch + 1, epochs: t.epochs, loss: mean });
         if let Some(plan) = checkpoint {
             save_checkpoint(plan, &vs, &opt, epoch, &diag)?;
         }

@@ -1,14 +1,14 @@
 //! One run end to end on the synthetic data, on the CPU.
 use harness::data::synthetic::SyntheticConfig;
 use harness::data::DatasetConfig;
-use harness::train::{CheckpointPlan, RunConfig, RunOutcome, RunStatus};
+use harness::train::{CheckpointPlan, RunConfig, RunEvent, RunOutcome, RunStatus};
 use std::sync::Mutex;
 
 /// libtorch's random generator is process-global and the tests of this file run in parallel
 /// threads: runs take this lock so that no other test reseeds the generator mid-initialisation.
 static TORCH_RNG: Mutex<()> = Mutex::new(());
 
-fn run(c: &RunConfig, plan: Option<&CheckpointPlan>, progress: &dyn Fn(&str)) -> anyhow::Result<RunOutcome> {
+fn run(c: &RunConfig, plan: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> anyhow::Result<RunOutcome> {
     let _guard = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     harness::train::run(c, plan, progress)
 }

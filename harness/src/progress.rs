@@ -1,0 +1,86 @@
+//! Progress display: bars for sweeps (runs done / to do, time left) and runs (epochs), drawn only
+//! when standard error is a terminal; log lines go through `tracing` (level from `HARNESS_LOG`:
+//! error, warn, info, debug; default info).
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+/// Installs the `tracing` subscriber writing to standard error.
+pub fn init_logging() {
+    let level = match std::env::var("HARNESS_LOG").unwrap_or_default().to_lowercase().as_str() {
+        "error" => tracing::Level::ERROR,
+        "warn" => tracing::Level::WARN,
+        "debug" => tracing::Level::DEBUG,
+        "trace" => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Bars for a sweep and for the run in progress; hidden when not on a terminal.
+pub struct SweepProgress {
+    multi: MultiProgress,
+    /// Runs of this invocation.
+    pub runs: ProgressBar,
+    epochs: Option<ProgressBar>,
+}
+
+impl SweepProgress {
+    /// A sweep bar over `total` runs.
+    pub fn new(total: u64) -> Self {
+        let target =
+            if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let multi = MultiProgress::with_draw_target(target);
+        let runs = multi.add(ProgressBar::new(total));
+        runs.set_style(
+            ProgressStyle::with_template(
+                "runs {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}, about {eta} left] {msg}",
+            )
+            .expect("valid template"),
+        );
+        if !runs.is_hidden() {
+            runs.enable_steady_tick(std::time::Duration::from_millis(500));
+        }
+        Self { multi, runs, epochs: None }
+    }
+
+    /// Starts the epoch bar of a run.
+    pub fn start_run(&mut self, name: &str, epochs: u64) {
+        self.runs.set_message(name.to_string());
+        let bar = self.multi.add(ProgressBar::new(epochs));
+        bar.set_style(
+            ProgressStyle::with_template("  epochs {bar:30.green/white} {pos}/{len} {msg}").expect("valid template"),
+        );
+        self.epochs = Some(bar);
+    }
+
+    /// Reports a finished epoch with its mean loss.
+    pub fn epoch(&self, loss: f64) {
+        if let Some(b) = &self.epochs {
+            b.inc(1);
+            b.set_message(format!("loss {loss:.4}"));
+        }
+    }
+
+    /// Ends the run in progress.
+    pub fn finish_run(&mut self) {
+        if let Some(b) = self.epochs.take() {
+            b.finish_and_clear();
+            self.multi.remove(&b);
+        }
+        self.runs.inc(1);
+    }
+
+    /// Prints a line above the bars (or plainly without them).
+    pub fn println(&self, line: &str) {
+        if self.runs.is_hidden() {
+            tracing::info!("{line}");
+        } else {
+            let _ = self.multi.println(line);
+        }
+    }
+}
