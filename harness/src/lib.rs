@@ -14,6 +14,7 @@ pub mod plot;
 pub mod progress;
 pub mod regress;
 pub mod report;
+pub mod rng;
 pub mod slurm;
 pub mod stats;
 pub mod store;

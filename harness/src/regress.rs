@@ -2,7 +2,7 @@
 //! seeds that the current runs are worse than the baseline's by more than a tolerance. Cells missing
 //! from either side, and cells whose resolved config or split fingerprint differ, are reported and
 //! never silently compared.
-use crate::report::{metric_values, variant_label};
+use crate::report::variant_label;
 use crate::stats::{summarize, t_quantile};
 use crate::store::RunRecord;
 use crate::train::RunStatus;
@@ -56,10 +56,7 @@ fn cells(records: &[RunRecord]) -> BTreeMap<String, Cell<'_>> {
 }
 
 fn values(c: &Cell, metric: &str) -> Vec<(u64, f64)> {
-    c.records
-        .iter()
-        .filter_map(|r| metric_values(r).into_iter().find(|(k, _)| k == metric).map(|(_, v)| (r.config.seed, v)))
-        .collect()
+    crate::report::seeded_values(&c.records, metric)
 }
 
 fn fmt(v: &[(u64, f64)]) -> String {

@@ -82,11 +82,16 @@ pub fn metric_values(r: &RunRecord) -> Vec<(String, f64)> {
     v
 }
 
-fn values_of(row: &Row, metric: &str) -> Vec<(u64, f64)> {
-    row.records
+/// `(seed, value in %)` of one metric over records (records without the metric are skipped).
+pub fn seeded_values(records: &[&RunRecord], metric: &str) -> Vec<(u64, f64)> {
+    records
         .iter()
         .filter_map(|r| metric_values(r).into_iter().find(|(k, _)| k == metric).map(|(_, v)| (r.config.seed, v)))
         .collect()
+}
+
+fn values_of(row: &Row, metric: &str) -> Vec<(u64, f64)> {
+    seeded_values(&row.records, metric)
 }
 
 fn fmt_summary(values: &[(u64, f64)]) -> String {

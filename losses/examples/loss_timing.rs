@@ -4,7 +4,6 @@
 //! Usage: `loss_timing [--threads N] [--filter SUBSTRING] [--exact ID] [--min-seconds S]`
 use losses::bench_cases::bench_cases;
 use std::time::Instant;
-use tch::{nn, Device, Kind, Tensor};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -18,21 +17,8 @@ fn main() {
         bench_cases().into_iter().filter(|c| c.id().contains(&filter) && exact.as_ref().is_none_or(|e| &c.id() == e))
     {
         tch::manual_seed(0);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let loss = case.config.build(&vs.root(), case.num_classes, case.dim).expect("build");
-        let x = Tensor::randn([case.batch, case.dim], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        // Class-balanced labels (4 per class) so every triplet variant has triplets.
-        let y = Tensor::arange(case.batch, (Kind::Int64, Device::Cpu))
-            .divide_scalar_mode(4, "floor")
-            .remainder(case.num_classes);
-        // Gradients w.r.t. the embeddings and the centres, returned rather than accumulated into `.grad`.
-        let mut inputs = vs.trainable_variables();
-        inputs.push(x.shallow_clone());
-        let step = || {
-            let out = loss.forward(&x, &y).expect("forward");
-            let grads = Tensor::run_backward(&[&out.loss], &inputs, false, false);
-            assert_eq!(grads.len(), inputs.len());
-        };
+        let prepared = case.prepare();
+        let step = || prepared.step();
         step();
         let start = Instant::now();
         let mut iters = 0u32;

@@ -1,6 +1,7 @@
 //! The benchmark grid shared by the criterion bench and the PyTorch peer comparison: every loss kind
 //! at batch 32 and 128, dim 64 and 512, C ∈ {100, 11,318}, K ∈ {1, 2, 10} where K applies.
-use crate::LossConfig;
+use crate::{LossConfig, MetricLoss};
+use tch::{nn, Device, Kind, Tensor};
 
 /// One benchmark case: a loss config and the sizes it runs at.
 #[derive(Debug, Clone)]
@@ -45,4 +46,43 @@ pub fn bench_cases() -> Vec<BenchCase> {
         }
     }
     cases
+}
+
+/// A case made ready to time: the built loss, a random batch with class-balanced labels (4 per
+/// class, so every triplet variant has triplets), and the inputs the gradients are taken of.
+pub struct PreparedCase {
+    /// Holds the loss's centres.
+    pub vs: nn::VarStore,
+    /// The loss.
+    pub loss: Box<dyn MetricLoss>,
+    /// Embeddings (batch × dim).
+    pub x: Tensor,
+    /// Labels.
+    pub y: Tensor,
+    /// Centres and embeddings: what one step differentiates.
+    pub inputs: Vec<Tensor>,
+}
+
+impl BenchCase {
+    /// Builds the loss and a batch on the CPU.
+    pub fn prepare(&self) -> PreparedCase {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let loss = self.config.build(&vs.root(), self.num_classes, self.dim).expect("build");
+        let x = Tensor::randn([self.batch, self.dim], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let y = Tensor::arange(self.batch, (Kind::Int64, Device::Cpu))
+            .divide_scalar_mode(4, "floor")
+            .remainder(self.num_classes);
+        let mut inputs = vs.trainable_variables();
+        inputs.push(x.shallow_clone());
+        PreparedCase { vs, loss, x, y, inputs }
+    }
+}
+
+impl PreparedCase {
+    /// One forward + backward; gradients are returned (not accumulated into `.grad`) and dropped.
+    pub fn step(&self) {
+        let out = self.loss.forward(&self.x, &self.y).expect("forward");
+        let grads = Tensor::run_backward(&[&out.loss], &self.inputs, false, false);
+        assert_eq!(grads.len(), self.inputs.len());
+    }
 }

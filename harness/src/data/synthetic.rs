@@ -5,6 +5,7 @@
 //! from the front and from the side. With `unrelated_modes`, every mode draws its own shape and
 //! colours too, so a class's modes share nothing visible. A one-centre-per-class loss must pull a class's modes onto one point;
 //! K centres can give each mode its own. Train and test classes are disjoint, as in the paper's split.
+pub use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -43,37 +44,6 @@ impl Default for SyntheticConfig {
             jitter: 0.06,
             unrelated_modes: false,
         }
-    }
-}
-
-/// SplitMix64, the generator behind every random choice of the synthetic data.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in [lo, hi).
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
-    }
-    /// A generator derived from this seed and a stream of identifiers.
-    pub fn derive(seed: u64, ids: &[u64]) -> Self {
-        let mut g = SplitMix64(seed);
-        for &id in ids {
-            g = SplitMix64(g.next_u64() ^ id.wrapping_mul(0xD6E8_FEB8_6659_FD93));
-        }
-        g
     }
 }
 

@@ -1,5 +1,6 @@
 //! k-means on the device, chunked like the kNN (no N × clusters matrix at once): seeded k-means++
 //! (or uniform) initialisation, Lloyd iterations with a fixed budget and tolerance, restarts.
+use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -58,20 +59,6 @@ pub struct KMeansRun {
     pub converged: bool,
 }
 
-/// SplitMix64: a tiny seeded generator for the initialisation draws (host side, device-independent).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Nearest centroid of rows `start..start+len` of `x` and the squared distance to it, from one
 /// matrix product: argmin ‖x − c‖² = argmax (x·c − ‖c‖²/2), so no distance matrix is formed.
 fn nearest_centroids(x: &Tensor, xx: &Tensor, ct: &Tensor, half_cc: &Tensor, start: i64, len: i64) -> (Tensor, Tensor) {
@@ -93,13 +80,13 @@ fn initial_indices(x: &Tensor, xx: &Tensor, k: i64, init: KMeansInit, rng: &mut 
             // Partial Fisher–Yates on the host: k distinct indices.
             let mut idx: Vec<i64> = (0..n).collect();
             for i in 0..k as usize {
-                let j = i + (rng.next_f64() * (n as usize - i) as f64) as usize;
+                let j = i + (rng.uniform() * (n as usize - i) as f64) as usize;
                 idx.swap(i, j.min(n as usize - 1));
             }
             Tensor::from_slice(&idx[..k as usize]).to_device(device)
         }
         KMeansInit::KMeansPlusPlus => {
-            let draws: Vec<f64> = (0..k).map(|_| rng.next_f64()).collect();
+            let draws: Vec<f64> = (0..k).map(|_| rng.uniform()).collect();
             let draws = Tensor::from_slice(&draws).to_device(device).to_kind(Kind::Double);
             let chosen = Tensor::zeros([k], (Kind::Int64, device));
             let first = ((f64::try_from(draws.get(0)).unwrap() * n as f64) as i64).min(n - 1);
