@@ -354,7 +354,13 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
         harness::store::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
     }
     harness::store::write_atomic(&output, text.as_bytes())?;
-    let csv = harness::table::write_csv(results, &records)?;
-    tracing::info!("report: {} ({} runs); table: {}", output.display(), records.len(), csv.display());
+    let (csv, parquet) = harness::table::export(results, &records)?;
+    tracing::info!(
+        "report: {} ({} runs); tables: {}, {}",
+        output.display(),
+        records.len(),
+        csv.display(),
+        parquet.display()
+    );
     Ok(())
 }

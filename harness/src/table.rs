@@ -1,81 +1,89 @@
-//! The records as one flat table (a row per run), exported beside the records.
+//! The records as one table (a row per run), built with polars and exported beside the records as
+//! `runs.csv` and `runs.parquet`.
 use crate::store::RunRecord;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// Column names of the flat table, metrics last.
-pub fn rows(records: &[RunRecord]) -> (Vec<String>, Vec<Vec<String>>) {
-    let metric_names: Vec<String> = {
-        let mut v: Vec<String> =
-            records.iter().flat_map(|r| crate::report::metric_values(r).into_iter().map(|(k, _)| k)).collect();
-        v.dedup();
-        let mut seen = std::collections::BTreeSet::new();
-        v.retain(|k| seen.insert(k.clone()));
-        v
-    };
-    let mut header: Vec<String> = [
-        "id",
-        "slug",
-        "data",
-        "dim",
-        "loss",
-        "centers_per_class",
-        "tau",
-        "seed",
-        "status",
-        "train_s",
-        "eval_s",
-        "effective_centers",
-        "split_fingerprint",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    header.extend(metric_names.iter().cloned());
-    let body = records
+/// Names of the metric columns, in first-seen order (R@K…, NMI, MAP@R, RP).
+fn metric_names(records: &[RunRecord]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    records
         .iter()
-        .map(|r| {
-            let tau = match &r.config.loss {
-                losses::LossConfig::SoftTriple(c) => c.tau.to_string(),
-                _ => String::new(),
-            };
-            let mut row = vec![
-                r.id.clone(),
-                r.slug.clone(),
-                r.config.data.name().to_string(),
-                r.config.dim.to_string(),
-                r.config.loss.kind().to_string(),
-                r.config.loss.centers_per_class().map(|k| k.to_string()).unwrap_or_default(),
-                tau,
-                r.config.seed.to_string(),
-                format!("{:?}", r.outcome.status).to_lowercase(),
-                format!("{:.3}", r.outcome.train_seconds),
-                format!("{:.3}", r.outcome.eval_seconds),
-                r.outcome.diagnostics.effective_centers_per_class.map(|v| format!("{v:.3}")).unwrap_or_default(),
-                r.outcome.split_fingerprint.clone(),
-            ];
-            let values = crate::report::metric_values(r);
-            for m in &metric_names {
-                row.push(values.iter().find(|(k, _)| k == m).map(|(_, v)| format!("{v:.6}")).unwrap_or_default());
-            }
-            row
-        })
-        .collect();
-    (header, body)
+        .flat_map(|r| crate::report::metric_values(r).into_iter().map(|(k, _)| k))
+        .filter(|k| seen.insert(k.clone()))
+        .collect()
 }
 
-/// Writes `runs.csv` beside the `runs/` folder; returns its path.
-pub fn write_csv(results_dir: &Path, records: &[RunRecord]) -> Result<PathBuf> {
-    let (header, body) = rows(records);
-    let quote =
-        |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
-    let mut out = header.iter().map(|h| quote(h)).collect::<Vec<_>>().join(",");
-    out.push('\n');
-    for r in body {
-        out.push_str(&r.iter().map(|c| quote(c)).collect::<Vec<_>>().join(","));
-        out.push('\n');
+fn col<T, V>(name: &str, values: V) -> Column
+where
+    Series: NamedFrom<V, T>,
+    T: ?Sized,
+{
+    Column::new(name.into(), values)
+}
+
+/// One row per run: identity, config axes, status, timings, diagnostics, metrics (in %).
+pub fn dataframe(records: &[RunRecord]) -> PolarsResult<DataFrame> {
+    let strs = |f: &dyn Fn(&RunRecord) -> String| records.iter().map(f).collect::<Vec<String>>();
+    let mut columns = vec![
+        col("id", strs(&|r| r.id.clone())),
+        col("slug", strs(&|r| r.slug.clone())),
+        col("data", strs(&|r| r.config.data.name().to_string())),
+        col("dim", records.iter().map(|r| r.config.dim).collect::<Vec<i64>>()),
+        col("loss", strs(&|r| r.config.loss.kind().to_string())),
+        col(
+            "centers_per_class",
+            records.iter().map(|r| r.config.loss.centers_per_class()).collect::<Vec<Option<i64>>>(),
+        ),
+        col(
+            "tau",
+            records
+                .iter()
+                .map(|r| match &r.config.loss {
+                    losses::LossConfig::SoftTriple(c) => Some(c.tau),
+                    _ => None,
+                })
+                .collect::<Vec<Option<f64>>>(),
+        ),
+        col("seed", records.iter().map(|r| r.config.seed).collect::<Vec<u64>>()),
+        col("status", strs(&|r| format!("{:?}", r.outcome.status).to_lowercase())),
+        col("train_s", records.iter().map(|r| r.outcome.train_seconds).collect::<Vec<f64>>()),
+        col("eval_s", records.iter().map(|r| r.outcome.eval_seconds).collect::<Vec<f64>>()),
+        col(
+            "effective_centers",
+            records.iter().map(|r| r.outcome.diagnostics.effective_centers_per_class).collect::<Vec<Option<f64>>>(),
+        ),
+        col("split_fingerprint", strs(&|r| r.outcome.split_fingerprint.clone())),
+    ];
+    for m in metric_names(records) {
+        let values: Vec<Option<f64>> = records
+            .iter()
+            .map(|r| crate::report::metric_values(r).into_iter().find(|(k, _)| *k == m).map(|(_, v)| v))
+            .collect();
+        columns.push(col(&m, values));
     }
-    let path = results_dir.join("runs.csv");
-    crate::store::write_atomic(&path, out.as_bytes())?;
-    Ok(path)
+    DataFrame::new(records.len(), columns)
+}
+
+/// Writes `runs.csv` and `runs.parquet` beside the `runs/` folder (each through a temporary file
+/// and a rename); returns their paths.
+pub fn export(results_dir: &Path, records: &[RunRecord]) -> Result<(PathBuf, PathBuf)> {
+    let mut df = anyhow::Context::context(dataframe(records), "building the records table")?;
+    let write = |name: &str, df: &mut DataFrame, csv: bool| -> Result<PathBuf> {
+        let path = results_dir.join(name);
+        let tmp = results_dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        if csv {
+            CsvWriter::new(&mut f).finish(df)?;
+        } else {
+            ParquetWriter::new(&mut f).finish(df)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        Ok(path)
+    };
+    let csv = write("runs.csv", &mut df, true)?;
+    let parquet = write("runs.parquet", &mut df, false)?;
+    Ok((csv, parquet))
 }

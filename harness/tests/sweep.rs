@@ -202,7 +202,7 @@ fn two_shards_into_one_folder_make_the_whole_sweep_and_a_changed_sweep_is_refuse
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(&report).unwrap();
     assert!(text.contains("## synthetic, embedding size 16") && text.contains("SoftTriple K=2"), "{text}");
-    assert!(results.join("runs.csv").is_file());
+    assert!(results.join("runs.csv").is_file() && results.join("runs.parquet").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -232,4 +232,28 @@ fn report_snapshot() {
         let first = text.lines().zip(snapshot.lines()).position(|(a, b)| a != b);
         panic!("the report differs from the snapshot (first differing line: {first:?}):\n{text}");
     }
+}
+
+#[test]
+fn the_records_table_round_trips_through_parquet_and_csv() {
+    use polars::prelude::*;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records");
+    let records = harness::store::read_records(&dir).unwrap();
+    let df = harness::table::dataframe(&records).unwrap();
+    assert_eq!(df.height(), 11);
+    let r1 = df.column("R@1").unwrap().f64().unwrap().clone();
+    assert_eq!(r1.null_count(), 1, "the diverged run has no metrics");
+    let first = records.iter().position(|r| r.outcome.metrics.is_some()).unwrap();
+    let want = harness::report::metric_values(&records[first]).into_iter().find(|(k, _)| k == "R@1").unwrap().1;
+    assert_eq!(r1.get(first), Some(want));
+
+    let out = tmp("table");
+    std::fs::create_dir_all(&out).unwrap();
+    let (csv, parquet) = harness::table::export(&out, &records).unwrap();
+    let back = ParquetReader::new(std::fs::File::open(&parquet).unwrap()).finish().unwrap();
+    assert!(back.equals_missing(&df), "Parquet round trip changed the table");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 12, "a header and 11 rows");
+    assert!(text.lines().next().unwrap().starts_with("id,slug,data,dim,loss"));
+    std::fs::remove_dir_all(&out).unwrap();
 }
