@@ -188,6 +188,9 @@ pub struct EvalArgs {
     /// k-means iteration budget per restart.
     #[arg(long, default_value_t = 50)]
     pub max_iter: u32,
+    /// k-means stops when an iteration lowers the inertia by less than this fraction (0: run the whole budget).
+    #[arg(long, default_value_t = 1e-4)]
+    pub tol: f64,
     /// k-means initialisation: kmeans++ or random.
     #[arg(long, default_value = "kmeans++")]
     pub kmeans_init: String,
@@ -197,8 +200,8 @@ pub struct EvalArgs {
     /// Device: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Working memory per chunk of the kNN and k-means, e.g. 512MiB, 2GiB.
-    #[arg(long, default_value = "1GiB")]
+    /// Working memory per block of the kNN and k-means, e.g. 64MiB, 1GiB (more is rarely faster on a CPU).
+    #[arg(long, default_value = "256MiB")]
     pub memory_budget: String,
     /// Output format: markdown or json.
     #[arg(long, default_value = "markdown")]

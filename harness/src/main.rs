@@ -125,6 +125,9 @@ fn eval(args: EvalArgs) -> Result<()> {
     let device = parse_device(&args.device).map_err(|e| problems.push(format!("--device: {e}"))).ok();
     let init = args.kmeans_init.parse().map_err(|e| problems.push(format!("--kmeans-init: {e}"))).ok();
     let budget = parse_bytes(&args.memory_budget).map_err(|e| problems.push(format!("--memory-budget: {e}"))).ok();
+    if !(args.tol >= 0.0 && args.tol.is_finite()) {
+        problems.push(format!("--tol: {} is not a tolerance: expected a finite number >= 0, e.g. 1e-4", args.tol));
+    }
     if !matches!(args.format.as_str(), "markdown" | "json") {
         problems.push(format!("--format: unknown format `{}`: expected `markdown` or `json`", args.format));
     }
@@ -150,7 +153,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         nmi: !args.no_nmi,
         kmeans_restarts: args.restarts,
         kmeans_max_iter: args.max_iter,
-        kmeans_tol: 1e-4,
+        kmeans_tol: args.tol,
         kmeans_init: init.unwrap(),
         seed: args.seed,
         memory_budget: budget.unwrap(),

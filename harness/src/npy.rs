@@ -48,7 +48,7 @@ struct RawArray {
 }
 
 fn read_raw(path: &Path) -> Result<RawArray, NpyError> {
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.into(), source })?;
+    let mut bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.into(), source })?;
     let format = |reason: &str| NpyError::Format { path: path.into(), reason: reason.into() };
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(format("missing the \\x93NUMPY magic string"));
@@ -82,8 +82,9 @@ fn read_raw(path: &Path) -> Result<RawArray, NpyError> {
         .map(|s| s.trim_end_matches('L').parse::<i64>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| format("shape is not a tuple of integers"))?;
-    let data = bytes[start + header_len..].to_vec();
-    Ok(RawArray { descr, shape, data })
+    // Drop the header in place: no second copy of the data.
+    bytes.drain(..start + header_len);
+    Ok(RawArray { descr, shape, data: bytes })
 }
 
 fn expect_len(path: &Path, raw: &RawArray, item: usize) -> Result<(), NpyError> {
@@ -110,8 +111,7 @@ pub fn read_embeddings(path: &Path) -> Result<Tensor, NpyError> {
         });
     }
     expect_len(path, &raw, 4)?;
-    let values: Vec<f32> = raw.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok(Tensor::from_slice(&values).view([raw.shape[0], raw.shape[1]]))
+    Ok(tensor_from_le(raw.data, &raw.shape, Kind::Float, 4, |b| f32::from_le_bytes(b.try_into().unwrap())))
 }
 
 /// Reads an int64 vector of N labels (dtype `<i8`).
@@ -127,8 +127,24 @@ pub fn read_labels(path: &Path) -> Result<Tensor, NpyError> {
         });
     }
     expect_len(path, &raw, 8)?;
-    let values: Vec<i64> = raw.data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
-    Ok(Tensor::from_slice(&values))
+    Ok(tensor_from_le(raw.data, &raw.shape, Kind::Int64, 8, |b| i64::from_le_bytes(b.try_into().unwrap())))
+}
+
+/// A tensor of `shape` from little-endian bytes: copied once on little-endian hosts, decoded
+/// element by element (`decode` on `item`-byte chunks) elsewhere.
+fn tensor_from_le<T: tch::kind::Element>(
+    data: Vec<u8>,
+    shape: &[i64],
+    kind: Kind,
+    item: usize,
+    decode: impl Fn(&[u8]) -> T,
+) -> Tensor {
+    if cfg!(target_endian = "little") {
+        Tensor::from_data_size(&data, shape, kind)
+    } else {
+        let values: Vec<T> = data.chunks_exact(item).map(decode).collect();
+        Tensor::from_slice(&values).view(shape)
+    }
 }
 
 /// Writes a float32 matrix or an int64 vector as `.npy`, through a temporary file and a rename.

@@ -85,32 +85,77 @@ fn initial_indices(x: &Tensor, xx: &Tensor, k: i64, init: KMeansInit, rng: &mut 
             }
             Tensor::from_slice(&idx[..k as usize]).to_device(device)
         }
-        KMeansInit::KMeansPlusPlus => {
-            let draws: Vec<f64> = (0..k).map(|_| rng.uniform()).collect();
-            let draws = Tensor::from_slice(&draws).to_device(device).to_kind(Kind::Double);
-            let chosen = Tensor::zeros([k], (Kind::Int64, device));
-            let first = ((f64::try_from(draws.get(0)).unwrap() * n as f64) as i64).min(n - 1);
-            let _ = chosen.get(0).fill_(first);
-            let centre = x.narrow(0, first, 1);
-            let mut d2 = (xx + row_sq_norms(&centre) - x.matmul(&centre.transpose(0, 1)).squeeze_dim(1) * 2.0)
-                .clamp_min(0.0)
-                .to_kind(Kind::Double);
-            for i in 1..k {
-                // Draw index ∝ D² on the device: the first index whose running sum exceeds u·ΣD².
-                let cdf = d2.cumsum(0, Kind::Double);
-                let total = cdf.narrow(0, n - 1, 1);
-                let target = draws.narrow(0, i, 1) * &total;
-                let idx = target.searchsorted(&cdf, false, true, "right", None::<Tensor>).clamp_max(n - 1);
-                chosen.narrow(0, i, 1).copy_(&idx);
-                let centre = x.index_select(0, &idx);
-                let d_new = (xx + row_sq_norms(&centre) - x.matmul(&centre.transpose(0, 1)).squeeze_dim(1) * 2.0)
-                    .clamp_min(0.0)
-                    .to_kind(Kind::Double);
-                d2 = d2.minimum(&d_new);
-            }
-            chosen
-        }
+        KMeansInit::KMeansPlusPlus => kmeans_plus_plus(x, xx, k, rng).0,
     }
+}
+
+/// k-means++ seeding: each next centre is drawn with probability ∝ D(x)², D(x) being the distance
+/// from x to the nearest centre chosen so far. With the triangle-inequality pruning of Raff (2021,
+/// "Exact Acceleration of K-Means++ and K-Means‖"): if the new centre c is at least 2·D(x) from
+/// x's nearest centre c_j, then ‖x − c‖ ≥ ‖c − c_j‖ − ‖x − c_j‖ ≥ D(x) and D(x) cannot shrink, so
+/// only the other samples get a distance computed. The draws are those of plain k-means++.
+/// Returns the chosen indices and how many sample-to-centre distances were computed.
+fn kmeans_plus_plus(x: &Tensor, xx: &Tensor, k: i64, rng: &mut SplitMix64) -> (Tensor, i64) {
+    let (n, d) = (x.size()[0], x.size()[1]);
+    let device = x.device();
+    let draws: Vec<f64> = (0..k).map(|_| rng.uniform()).collect();
+    let draws = Tensor::from_slice(&draws).to_device(device);
+    let chosen = Tensor::zeros([k], (Kind::Int64, device));
+    let first = ((f64::try_from(draws.get(0)).unwrap() * n as f64) as i64).min(n - 1);
+    let _ = chosen.get(0).fill_(first);
+    // Centres chosen so far (rows 0..i) and their squared norms.
+    let centres = Tensor::zeros([k, d], (x.kind(), device));
+    let centre_sq = Tensor::zeros([k], (x.kind(), device));
+    centres.narrow(0, 0, 1).copy_(&x.narrow(0, first, 1));
+    centre_sq.narrow(0, 0, 1).copy_(&xx.narrow(0, first, 1));
+    let sq_dist = |rows: &Tensor, rows_sq: &Tensor, c: &Tensor, c_sq: &Tensor| {
+        (rows_sq + c_sq - rows.matmul(&c.transpose(0, 1)).squeeze_dim(1) * 2.0).clamp_min(0.0)
+    };
+    let mut d2 = sq_dist(x, xx, &x.narrow(0, first, 1), &xx.narrow(0, first, 1)).to_kind(Kind::Double);
+    let mut owner = Tensor::zeros([n], (Kind::Int64, device)); // which chosen centre is nearest
+    let mut evaluations = n;
+    // Pruning margins: relative on D², plus an absolute term for the rounding of ‖a‖² + ‖b‖² − 2a·b
+    // near zero. A sample kept by the margin only costs one extra distance.
+    let abs_margin = 4e-5 * f64::try_from(xx.max()).unwrap().max(f64::MIN_POSITIVE);
+    for i in 1..k {
+        // Draw index ∝ D² on the device: the first index whose running sum exceeds u·ΣD².
+        let cdf = d2.cumsum(0, Kind::Double);
+        let target = draws.narrow(0, i, 1) * cdf.narrow(0, n - 1, 1);
+        let idx = target.searchsorted(&cdf, false, true, "right", None::<Tensor>).clamp_max(n - 1);
+        chosen.narrow(0, i, 1).copy_(&idx);
+        let c = x.index_select(0, &idx);
+        let c_sq = xx.index_select(0, &idx);
+        // Squared distances from the new centre to the earlier ones, then each sample's bound.
+        let cc = sq_dist(&centres.narrow(0, 0, i), &centre_sq.narrow(0, 0, i), &c, &c_sq).to_kind(Kind::Double);
+        centres.narrow(0, i, 1).copy_(&c);
+        centre_sq.narrow(0, i, 1).copy_(&c_sq);
+        let reach = cc.index_select(0, &owner);
+        let candidates = reach.lt_tensor(&(&d2 * (4.0 * (1.0 + 1e-3)) + abs_margin)).nonzero().view([-1]);
+        let m = candidates.size()[0];
+        if m == 0 {
+            continue;
+        }
+        if 2 * m > n {
+            evaluations += n;
+            // Pruning saves little here (high-dimensional, weakly clustered data): one pass over all
+            // samples reads the data once instead of gathering most of it first.
+            let d_new = sq_dist(x, xx, &c, &c_sq).to_kind(Kind::Double);
+            let closer = d_new.lt_tensor(&d2);
+            let _ = owner.masked_fill_(&closer, i);
+            d2 = d2.minimum(&d_new);
+            continue;
+        }
+        evaluations += m;
+        let d_new =
+            sq_dist(&x.index_select(0, &candidates), &xx.index_select(0, &candidates), &c, &c_sq).to_kind(Kind::Double);
+        let d_old = d2.index_select(0, &candidates);
+        let closer = d_new.lt_tensor(&d_old);
+        let new_owner = owner.index_select(0, &candidates).masked_fill(&closer, i);
+        let _ = d2.index_copy_(0, &candidates, &d_old.minimum(&d_new));
+        let _ = owner.index_copy_(0, &candidates, &new_owner);
+    }
+    tracing::debug!(samples = n, clusters = k, evaluations, "k-means++ seeding: {evaluations} of {} distances", n * k);
+    (chosen, evaluations)
 }
 
 /// Runs `config.restarts` independent k-means on the rows of `x` (N × d, any device).
@@ -213,6 +258,56 @@ mod tests {
             assert!(best.converged);
             let nmi = crate::eval::nmi::normalized_mutual_info(&truth, &best.assignments);
             assert!((nmi - 1.0).abs() < 1e-12, "{init:?}: NMI {nmi}");
+        }
+    }
+
+    /// Plain k-means++ in float64 on the host, a full pass per draw: the reference for the pruning.
+    fn plain_kmeans_plus_plus(x: &Tensor, k: i64, seed: u64) -> Vec<i64> {
+        let (n, d) = (x.size()[0] as usize, x.size()[1] as usize);
+        let flat = Vec::<f64>::try_from(x.to_kind(tch::Kind::Double).view([-1])).unwrap();
+        let row = |i: usize| &flat[i * d..(i + 1) * d];
+        let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>();
+        let mut rng = SplitMix64(seed);
+        let draws: Vec<f64> = (0..k).map(|_| rng.uniform()).collect();
+        let mut chosen = vec![((draws[0] * n as f64) as usize).min(n - 1)];
+        let mut d2: Vec<f64> = (0..n).map(|j| dist(row(j), row(chosen[0]))).collect();
+        for u in &draws[1..] {
+            let total: f64 = d2.iter().sum();
+            let mut acc = 0.0;
+            let next = d2.iter().position(|v| {
+                acc += v;
+                acc > u * total
+            });
+            let c = next.unwrap_or(n - 1);
+            chosen.push(c);
+            for (j, d) in d2.iter_mut().enumerate() {
+                *d = d.min(dist(row(j), row(c)));
+            }
+        }
+        chosen.into_iter().map(|c| c as i64).collect()
+    }
+
+    #[test]
+    fn pruned_kmeans_plus_plus_draws_what_plain_kmeans_plus_plus_draws_with_fewer_distances() {
+        tch::manual_seed(6);
+        // Clustered data (where the pruning pays) and structureless Gaussian data.
+        let centres: Vec<[f32; 3]> =
+            (0..12).map(|c| [(c % 3) as f32 * 4.0, (c / 3) as f32 * 4.0, (c % 2) as f32]).collect();
+        let clustered = blobs(40, &centres, 0.3);
+        let gaussian = Tensor::randn([300, 6], tch::kind::FLOAT_CPU);
+        // Share of the N·k distances of plain k-means++ that the pruning may compute at most.
+        for (name, x, k, share) in [("clustered", &clustered, 24, 0.5), ("gaussian", &gaussian, 40, 0.9)] {
+            let xx = row_sq_norms(x);
+            for seed in [1, 2, 3] {
+                let (chosen, evaluations) = kmeans_plus_plus(x, &xx, k, &mut SplitMix64(seed));
+                let chosen = Vec::<i64>::try_from(&chosen).unwrap();
+                assert_eq!(chosen, plain_kmeans_plus_plus(x, k, seed), "{name}, seed {seed}");
+                let full = x.size()[0] * k;
+                assert!(
+                    (evaluations as f64) < share * full as f64,
+                    "{name}, seed {seed}: {evaluations} of {full} distances computed"
+                );
+            }
         }
     }
 
