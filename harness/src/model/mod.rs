@@ -1,5 +1,7 @@
-//! Models: a backbone (small CNN, ResNet-18/50, any TorchScript module, or none for precomputed
-//! features), global pooling, and the embedding head Linear → dim → L2 normalise.
+//! Models: a backbone (BN-Inception, small CNN, ResNet-18/50, any TorchScript module, or none for
+//! precomputed features), global pooling, and the embedding head Linear → dim → L2 normalise.
+pub mod bn_inception;
+
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tch::{nn, nn::ModuleT, Kind, Tensor};
@@ -33,6 +35,13 @@ pub enum BackboneConfig {
         /// Output channels of each block.
         #[serde(default = "default_channels")]
         channels: Vec<i64>,
+    },
+    /// BN-Inception, the paper's backbone (1024 features), laid out as the pretrained PyTorch port
+    /// (see `bench/weights/convert_bn_inception.py`); inputs use the `bn_inception` normalisation.
+    BnInception {
+        /// Pretrained weights (.safetensors), converted by `bench/weights/convert_bn_inception.py`.
+        #[serde(default)]
+        weights: Option<PathBuf>,
     },
     /// ResNet-18 from `tch::vision` (512 features).
     Resnet18 {
@@ -86,7 +95,8 @@ impl Default for ModelConfig {
 
 enum Backbone {
     Module(Box<dyn ModuleT>),
-    Script(tch::TrainableCModule),
+    /// A TorchScript module and whether it is in training mode now (modes switch on demand).
+    Script(std::sync::Mutex<(tch::TrainableCModule, Option<bool>)>),
     Identity,
 }
 
@@ -129,6 +139,57 @@ fn small_cnn(p: &nn::Path, channels: &[i64]) -> nn::SequentialT {
     seq.add_fn(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
 }
 
+/// Copies every backbone variable (`{prefix}.NAME`) from the weights file, where it is stored as
+/// `NAME` or `{prefix}.NAME` (.safetensors, or tch's .ot). A missing variable or a wrong shape is an
+/// error; the file's other tensors (a classifier such as `last_linear.*` or `fc.*`) are left unused.
+/// Returns how many variables were loaded.
+pub fn load_backbone_weights(vs: &nn::VarStore, prefix: &str, path: &std::path::Path) -> Result<usize, ModelError> {
+    let err = |reason: String| ModelError::Weights { path: path.to_path_buf(), reason };
+    let named = match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => Tensor::read_safetensors(path),
+        Some("ot") => Tensor::load_multi(path),
+        _ => return Err(err("expected a .safetensors (or tch .ot) file".into())),
+    }
+    .map_err(|e| err(e.to_string()))?;
+    let file: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
+    let own = format!("{prefix}.");
+    let mut missing = vec![];
+    let mut loaded = 0;
+    let mut used = std::collections::HashSet::new();
+    for (name, var) in vs.variables() {
+        let Some(local) = name.strip_prefix(&own) else { continue };
+        let key = [local.to_string(), name.clone()].into_iter().find(|k| file.contains_key(k));
+        let Some(key) = key else {
+            missing.push(local.to_string());
+            continue;
+        };
+        let src = &file[&key];
+        if src.size() != var.size() {
+            return Err(err(format!(
+                "`{key}` has shape {:?}, the model's `{name}` needs {:?}",
+                src.size(),
+                var.size()
+            )));
+        }
+        tch::no_grad(|| var.shallow_clone().copy_(&src.to_kind(var.kind())));
+        used.insert(key);
+        loaded += 1;
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(err(format!(
+            "{} of the backbone's variables are not in the file (e.g. {}); convert the weights with the backbone's script (README: pretrained weights)",
+            missing.len(),
+            missing.iter().take(3).map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let unused: Vec<&String> = file.keys().filter(|k| !used.contains(*k)).collect();
+    if !unused.is_empty() {
+        tracing::info!(path = %path.display(), loaded, unused = unused.len(), "weights loaded; tensors not used by the backbone left aside");
+    }
+    Ok(loaded)
+}
+
 impl EmbeddingModel {
     /// Builds the model under `backbone_path` and `head_path`; `input_dim` is the feature size when
     /// the backbone is `none`.
@@ -142,7 +203,9 @@ impl EmbeddingModel {
     ) -> Result<Self, ModelError> {
         let bp = vs.root().sub(backbone_path);
         let weights = match &config.backbone {
-            BackboneConfig::Resnet18 { weights } | BackboneConfig::Resnet50 { weights } => weights.clone(),
+            BackboneConfig::Resnet18 { weights }
+            | BackboneConfig::Resnet50 { weights }
+            | BackboneConfig::BnInception { weights } => weights.clone(),
             _ => None,
         };
         if config.pretrained && weights.is_none() && !matches!(config.backbone, BackboneConfig::Torchscript { .. }) {
@@ -156,6 +219,9 @@ impl EmbeddingModel {
                     return Err(ModelError::Config("small_cnn needs at least one block in `channels`".into()));
                 }
                 (Backbone::Module(Box::new(small_cnn(&bp, channels))), *channels.last().unwrap())
+            }
+            BackboneConfig::BnInception { .. } => {
+                (Backbone::Module(Box::new(bn_inception::BnInception::new(&bp))), bn_inception::FEATURES)
             }
             BackboneConfig::Resnet18 { .. } => {
                 (Backbone::Module(Box::new(tch::vision::resnet::resnet18_no_final_layer(&bp))), 512)
@@ -174,7 +240,7 @@ impl EmbeddingModel {
                         out.size().last().copied().unwrap_or(0)
                     }
                 };
-                (Backbone::Script(m), fd)
+                (Backbone::Script(std::sync::Mutex::new((m, None))), fd)
             }
             BackboneConfig::None => {
                 let d = input_dim.ok_or_else(|| {
@@ -184,7 +250,7 @@ impl EmbeddingModel {
             }
         };
         if let Some(w) = &weights {
-            vs.load_partial(w).map_err(|e| ModelError::Weights { path: w.clone(), reason: e.to_string() })?;
+            load_backbone_weights(vs, backbone_path, w)?;
         }
         let head = nn::linear(vs.root().sub(head_path), feature_dim, dim, Default::default());
         Ok(Self { backbone, head, freeze_batchnorm: config.freeze_batchnorm, feature_dim, dim })
@@ -195,7 +261,21 @@ impl EmbeddingModel {
         let bn_train = train && !self.freeze_batchnorm;
         match &self.backbone {
             Backbone::Module(m) => m.forward_t(x, bn_train),
-            Backbone::Script(m) => m.forward_ts(&[x]).expect("TorchScript forward").flatten(1, -1),
+            Backbone::Script(m) => {
+                // Training mode (BatchNorm batch statistics, dropout) only when training and
+                // BatchNorm is not frozen; evaluation always runs the module in eval mode.
+                let mut guard = m.lock().unwrap_or_else(|e| e.into_inner());
+                let (module, mode) = &mut *guard;
+                if *mode != Some(bn_train) {
+                    if bn_train {
+                        module.set_train();
+                    } else {
+                        module.set_eval();
+                    }
+                    *mode = Some(bn_train);
+                }
+                module.forward_ts(&[x]).expect("TorchScript forward").flatten(1, -1)
+            }
             Backbone::Identity => x.shallow_clone(),
         }
     }
