@@ -81,4 +81,4 @@ bench-peers-train: build
 ## bench-peers-eval: harness eval against faiss + scikit-learn at SOP scale (about 15 minutes)
 bench-peers-eval: build
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
-	$(VENV)/bin/python3 bench/peers/eval.py
+	$(VENV)/bin/python3 bench/peers/eval.py --plusplus

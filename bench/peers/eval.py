@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 KS = [1, 10, 100]
 
 
-def make_embeddings(path, n=60_502, classes=11_316, dim=512, seed=0, noise=3.0):
+def make_embeddings(path, n=60_502, classes=11_316, dim=512, seed=0, noise=2.2):
     """SOP-like: class sizes 2..12 (mean ≈ 5.35), class centre + isotropic noise, float32. The noise
     is large enough that nearest neighbours are often of another class (R@1 well below 100%)."""
     rng = np.random.default_rng(seed)
@@ -107,7 +107,7 @@ def main():
     ap.add_argument("--peer-only", help=argparse.SUPPRESS)
     ap.add_argument("--plusplus", action="store_true",
                     help="also time scikit-learn's k-means++ seeding + faiss k-means (several minutes)")
-    ap.add_argument("--noise", type=float, default=3.0, help="within-class noise of the synthetic embeddings")
+    ap.add_argument("--noise", type=float, default=2.2, help="within-class noise of the synthetic embeddings")
     args = ap.parse_args()
     if args.peer_only:
         return peer(args.peer_only, args.threads, args.iters, args.seed, args.plusplus)

@@ -60,9 +60,21 @@ pub struct KMeansRun {
 }
 
 /// Nearest centroid of rows `start..start+len` of `x` and the squared distance to it, from one
-/// matrix product: argmin ‖x − c‖² = argmax (x·c − ‖c‖²/2), so no distance matrix is formed.
-fn nearest_centroids(x: &Tensor, xx: &Tensor, ct: &Tensor, half_cc: &Tensor, start: i64, len: i64) -> (Tensor, Tensor) {
-    let score = half_cc.addmm(&x.narrow(0, start, len), ct); // len × k: x·c − ‖c‖²/2
+/// matrix product: argmin ‖x − c‖² = argmax (x·c − ‖c‖²/2), so no distance matrix is formed. The
+/// len × k scores go into `scores` (reused across chunks: a fresh allocation per chunk would be
+/// page-faulted in each time).
+fn nearest_centroids(
+    x: &Tensor,
+    xx: &Tensor,
+    ct: &Tensor,
+    half_cc: &Tensor,
+    scores: &Tensor,
+    start: i64,
+    len: i64,
+) -> (Tensor, Tensor) {
+    let k = ct.size()[1];
+    let score = scores.narrow(0, 0, len * k).view([len, k]);
+    let _ = half_cc.addmm_out(&score, &x.narrow(0, start, len), ct); // x·c − ‖c‖²/2
     let (best, arg) = score.max_dim(1, false);
     ((xx.narrow(0, start, len) - best * 2.0).clamp_min(0.0), arg)
 }
@@ -166,6 +178,7 @@ pub fn kmeans(x: &Tensor, config: &KMeansConfig, memory_budget: usize) -> Vec<KM
     let device = x.device();
     let xx = row_sq_norms(x);
     let rows = super::knn::chunk_rows(k, memory_budget).min(n);
+    let scores = Tensor::empty([rows * k], (x.kind(), device));
     (0..config.restarts)
         .map(|r| {
             let seed = config.seed.wrapping_add(r as u64);
@@ -184,7 +197,7 @@ pub fn kmeans(x: &Tensor, config: &KMeansConfig, memory_budget: usize) -> Vec<KM
                 let mut start = 0;
                 while start < n {
                     let len = rows.min(n - start);
-                    let (m, a) = nearest_centroids(x, &xx, &ct, &half_cc, start, len);
+                    let (m, a) = nearest_centroids(x, &xx, &ct, &half_cc, &scores, start, len);
                     mins.push(m);
                     args.push(a);
                     start += len;
