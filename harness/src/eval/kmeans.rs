@@ -129,6 +129,8 @@ fn kmeans_plus_plus(x: &Tensor, xx: &Tensor, k: i64, rng: &mut SplitMix64) -> (T
     // Pruning margins: relative on D², plus an absolute term for the rounding of ‖a‖² + ‖b‖² − 2a·b
     // near zero. A sample kept by the margin only costs one extra distance.
     let abs_margin = 4e-5 * f64::try_from(xx.max()).unwrap().max(f64::MIN_POSITIVE);
+    // Exponential back-off of the pruning where it keeps failing (the draws stay exact either way).
+    let (mut retry_pruning_at, mut backoff) = (0, 1);
     for i in 1..k {
         // Draw index ∝ D² on the device: the first index whose running sum exceeds u·ΣD².
         let cdf = d2.cumsum(0, Kind::Double);
@@ -137,6 +139,20 @@ fn kmeans_plus_plus(x: &Tensor, xx: &Tensor, k: i64, rng: &mut SplitMix64) -> (T
         chosen.narrow(0, i, 1).copy_(&idx);
         let c = x.index_select(0, &idx);
         let c_sq = xx.index_select(0, &idx);
+        // One pass over all samples: reads the data once. Used where pruning saves little
+        // (high-dimensional, weakly clustered data) and while backing off after such a draw.
+        let full_pass = |d2: &mut Tensor, owner: &mut Tensor| {
+            let d_new = sq_dist(x, xx, &c, &c_sq).to_kind(Kind::Double);
+            let _ = owner.masked_fill_(&d_new.lt_tensor(d2), i);
+            *d2 = d2.minimum(&d_new);
+        };
+        if i < retry_pruning_at {
+            centres.narrow(0, i, 1).copy_(&c);
+            centre_sq.narrow(0, i, 1).copy_(&c_sq);
+            evaluations += n;
+            full_pass(&mut d2, &mut owner);
+            continue;
+        }
         // Squared distances from the new centre to the earlier ones, then each sample's bound.
         let cc = sq_dist(&centres.narrow(0, 0, i), &centre_sq.narrow(0, 0, i), &c, &c_sq).to_kind(Kind::Double);
         centres.narrow(0, i, 1).copy_(&c);
@@ -144,17 +160,16 @@ fn kmeans_plus_plus(x: &Tensor, xx: &Tensor, k: i64, rng: &mut SplitMix64) -> (T
         let reach = cc.index_select(0, &owner);
         let candidates = reach.lt_tensor(&(&d2 * (4.0 * (1.0 + 1e-3)) + abs_margin)).nonzero().view([-1]);
         let m = candidates.size()[0];
-        if m == 0 {
+        if 2 * m > n {
+            // Pruning failed: skip its bookkeeping for the next 1, 2, 4, … 16 draws.
+            evaluations += n;
+            full_pass(&mut d2, &mut owner);
+            retry_pruning_at = i + 1 + backoff;
+            backoff = (backoff * 2).min(16);
             continue;
         }
-        if 2 * m > n {
-            evaluations += n;
-            // Pruning saves little here (high-dimensional, weakly clustered data): one pass over all
-            // samples reads the data once instead of gathering most of it first.
-            let d_new = sq_dist(x, xx, &c, &c_sq).to_kind(Kind::Double);
-            let closer = d_new.lt_tensor(&d2);
-            let _ = owner.masked_fill_(&closer, i);
-            d2 = d2.minimum(&d_new);
+        backoff = 1;
+        if m == 0 {
             continue;
         }
         evaluations += m;
@@ -309,7 +324,7 @@ mod tests {
         let clustered = blobs(40, &centres, 0.3);
         let gaussian = Tensor::randn([300, 6], tch::kind::FLOAT_CPU);
         // Share of the N·k distances of plain k-means++ that the pruning may compute at most.
-        for (name, x, k, share) in [("clustered", &clustered, 24, 0.5), ("gaussian", &gaussian, 40, 0.9)] {
+        for (name, x, k, share) in [("clustered", &clustered, 24, 0.5), ("gaussian", &gaussian, 40, 0.99)] {
             let xx = row_sq_norms(x);
             for seed in [1, 2, 3] {
                 let (chosen, evaluations) = kmeans_plus_plus(x, &xx, k, &mut SplitMix64(seed));
