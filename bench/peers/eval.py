@@ -119,7 +119,7 @@ def main():
                 "--labels", os.path.join(tmp, "labels.npy"), "--recall-at", ",".join(map(str, KS)),
                 "--format", "json"]
         out_knn, wall_knn, mem_knn = run_child(base + ["--no-nmi"], env)
-        # --tol 0: the whole iteration budget, as faiss runs it.
+        # --tol 0: iterate until the budget or a fixed point (faiss always runs the whole budget).
         km = ["--restarts", "1", "--max-iter", str(args.iters), "--tol", "0", "--seed", str(args.seed)]
         out_all, wall_all, mem_all = run_child(base + km + ["--kmeans-init", "kmeans++"], env)
         out_rnd, wall_rnd, mem_rnd = run_child(base + km + ["--kmeans-init", "random"], env)

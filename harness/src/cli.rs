@@ -188,7 +188,7 @@ pub struct EvalArgs {
     /// k-means iteration budget per restart.
     #[arg(long, default_value_t = 50)]
     pub max_iter: u32,
-    /// k-means stops when an iteration lowers the inertia by less than this fraction (0: run the whole budget).
+    /// k-means stops when an iteration lowers the inertia by less than this fraction (0: only at a fixed point).
     #[arg(long, default_value_t = 1e-4)]
     pub tol: f64,
     /// k-means initialisation: kmeans++ or random.
