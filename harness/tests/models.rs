@@ -9,6 +9,13 @@ fn build(cfg: &ModelConfig, dim: i64) -> (nn::VarStore, EmbeddingModel) {
     (vs, m)
 }
 
+/// The error message of a build that must fail.
+fn build_error(cfg: &ModelConfig) -> String {
+    EmbeddingModel::build(cfg, &mut nn::VarStore::new(Device::Cpu), "backbone", "head", 64, None)
+        .unwrap_err()
+        .to_string()
+}
+
 fn unit_rows(e: &Tensor) -> bool {
     let n = e.linalg_norm(2, [1].as_slice(), false, None::<Kind>);
     f64::try_from((n - 1.0).abs().max()).unwrap() < 1e-5
@@ -57,16 +64,13 @@ fn a_torchscript_backbone_runs_in_eval_mode_for_evaluation_and_train_mode_for_tr
 fn pretrained_without_weights_is_an_error_not_a_random_init() {
     let cfg =
         ModelConfig { backbone: BackboneConfig::Resnet50 { weights: None }, pretrained: true, ..Default::default() };
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let e = EmbeddingModel::build(&cfg, &mut vs, "backbone", "head", 64, None).unwrap_err().to_string();
+    let e = build_error(&cfg);
     assert!(e.contains("pretrained: true") && e.contains("weights"), "{e}");
     let missing = ModelConfig {
         backbone: BackboneConfig::Resnet18 { weights: Some("nowhere.safetensors".into()) },
         ..Default::default()
     };
-    let e = EmbeddingModel::build(&missing, &mut nn::VarStore::new(Device::Cpu), "backbone", "head", 64, None)
-        .unwrap_err()
-        .to_string();
+    let e = build_error(&missing);
     assert!(e.contains("nowhere.safetensors"), "{e}");
 }
 
@@ -212,16 +216,10 @@ fn bn_inception_weights_load_from_safetensors_by_the_ports_names_and_bad_files_a
     // One variable short: an error naming it, not a silent random init.
     let short = dir.join("short.safetensors");
     Tensor::write_safetensors(&named[1..], &short).unwrap();
-    let e = EmbeddingModel::build(
-        &ModelConfig { backbone: BackboneConfig::BnInception { weights: Some(short.clone()) }, ..Default::default() },
-        &mut nn::VarStore::new(Device::Cpu),
-        "backbone",
-        "head",
-        64,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = build_error(&ModelConfig {
+        backbone: BackboneConfig::BnInception { weights: Some(short.clone()) },
+        ..Default::default()
+    });
     assert!(e.contains("short.safetensors") && e.contains(&format!("`{}`", vars[0].0)) && e.contains("1 of"), "{e}");
     // A wrong shape (the older port stores BatchNorm parameters as 1 × C): named with both shapes.
     let (bn_name, bn) = vars.iter().find(|(k, _)| k.ends_with("_bn.weight")).unwrap();
@@ -231,16 +229,10 @@ fn bn_inception_weights_load_from_safetensors_by_the_ports_names_and_bad_files_a
     shaped[at] = (bn_name.as_str(), &wide);
     let bad = dir.join("shape.safetensors");
     Tensor::write_safetensors(&shaped, &bad).unwrap();
-    let e = EmbeddingModel::build(
-        &ModelConfig { backbone: BackboneConfig::BnInception { weights: Some(bad) }, ..Default::default() },
-        &mut nn::VarStore::new(Device::Cpu),
-        "backbone",
-        "head",
-        64,
-        None,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = build_error(&ModelConfig {
+        backbone: BackboneConfig::BnInception { weights: Some(bad) },
+        ..Default::default()
+    });
     assert!(e.contains(bn_name.as_str()) && e.contains("[1, 64]"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
