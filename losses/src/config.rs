@@ -24,17 +24,6 @@ pub enum LossConfig {
 }
 
 impl LossConfig {
-    /// The `kind` tag, as spelt in YAML.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            LossConfig::Triplet(_) => "triplet",
-            LossConfig::ProxyNca(_) => "proxy_nca",
-            LossConfig::SoftmaxNorm(_) => "softmax_norm",
-            LossConfig::HardTriple(_) => "hard_triple",
-            LossConfig::SoftTriple(_) => "soft_triple",
-        }
-    }
-
     /// Centres per class for the multi-centre losses (HardTriple, SoftTriple); `None` for the others.
     pub fn centers_per_class(&self) -> Option<i64> {
         match self {

@@ -12,6 +12,7 @@ pub mod checks;
 mod config;
 mod error;
 mod hard_triple;
+mod naming;
 mod proxy_nca;
 mod soft_triple;
 mod softmax_norm;
@@ -21,6 +22,7 @@ pub use centers::{effective_centers, Centers, EffectiveCenters, MERGED_CENTER_CO
 pub use config::LossConfig;
 pub use error::LossError;
 pub use hard_triple::{HardTriple, HardTripleConfig};
+pub use naming::LOSS_KINDS;
 pub use proxy_nca::{ProxyNca, ProxyNcaConfig};
 pub use soft_triple::{SoftTriple, SoftTripleConfig};
 pub use softmax_norm::{SoftmaxNorm, SoftmaxNormConfig};

@@ -206,20 +206,22 @@ fn centres_are_one_class_major_variable_named_centers_with_official_init() {
     let bound = 1.0 / 200f64.sqrt();
     let max = f64::try_from(v.abs().max()).unwrap();
     assert!(max <= bound && max > 0.9 * bound, "uniform(±1/√(C·K)): max {max}, bound {bound}");
-    // Class-major layout: making column c·K + k the only centre near x moves class c's similarity.
+    // The sizes of the layout; which column belongs to which class is checked by
+    // `class_major_layout_puts_centre_k_of_class_c_at_column_c_times_k_plus_k`.
     let c = loss.centers().unwrap();
     assert_eq!((c.num_classes, c.per_class, c.dim), (50, 4, 16));
 }
 
 #[test]
 fn class_major_layout_puts_centre_k_of_class_c_at_column_c_times_k_plus_k() {
-    let (dim, classes, k) = (3, 2, 2);
+    let (dim, classes) = (3, 2);
     let b = build(&yaml("{kind: hard_triple, centers_per_class: 2, margin: 0}"), classes, dim);
-    // Class 0: centres e0, e1; class 1: centres e2, -e2.
+    // Class-major, K = 2: columns 0, 1 are class 0's centres (e0, e1), columns 2, 3 class 1's (e2, -e2).
+    // A k-major layout would give class 0 columns 0, 2 (e0, e2) and class 1 columns 1, 3 (e1, -e2).
     let w = matrix(&[vec![1.0, 0.0, 0.0, 0.0], vec![0.0, 1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, -1.0]]);
     b.set_centers(&w);
-    let _ = k;
-    // x = e1: class 0's best centre (e1) has similarity 1, class 1's best 0 → loss = log(1 + e^{-20}).
+    // x = e1: class 0's best centre (e1) has similarity 1, class 1's best 0 → loss = log(1 + e^{-20});
+    // under a k-major layout class 1 would hold e1 and the loss would be log(1 + e^{20}) ≈ 20.
     let loss = b.value(&matrix(&[vec![0.0, 1.0, 0.0]]), &labels(&[0]));
     assert!((loss - (1.0 + (-20f64).exp()).ln()).abs() < 1e-12, "{loss}");
 }

@@ -1,0 +1,113 @@
+//! The one list of loss kinds and how each variant is named: its `kind` tag, its display label in
+//! reports, its slug in run names and file names, and its place in a report's row order. Adding a
+//! loss adds one entry here (the compiler points at every match below).
+use crate::LossConfig;
+
+/// Every loss kind, as spelt in YAML, in report order.
+pub const LOSS_KINDS: [&str; 5] = ["triplet", "proxy_nca", "softmax_norm", "hard_triple", "soft_triple"];
+
+impl LossConfig {
+    /// The `kind` tag, as spelt in YAML.
+    pub fn kind(&self) -> &'static str {
+        LOSS_KINDS[self.kind_index()]
+    }
+
+    /// The kind's position in [`LOSS_KINDS`] (and so in a report's row order).
+    fn kind_index(&self) -> usize {
+        match self {
+            LossConfig::Triplet(_) => 0,
+            LossConfig::ProxyNca(_) => 1,
+            LossConfig::SoftmaxNorm(_) => 2,
+            LossConfig::HardTriple(_) => 3,
+            LossConfig::SoftTriple(_) => 4,
+        }
+    }
+
+    /// The variant's display name: `SoftTriple K=10`, `SoftTriple K=10 τ=0`, `Triplet (semihard)`, …
+    pub fn label(&self) -> String {
+        match self {
+            LossConfig::Triplet(c) => format!("Triplet ({:?})", c.mining).to_lowercase().replacen('t', "T", 1),
+            LossConfig::ProxyNca(_) => "ProxyNCA".into(),
+            LossConfig::SoftmaxNorm(_) => "Softmax_norm".into(),
+            LossConfig::HardTriple(c) => format!("HardTriple K={}", c.centers_per_class),
+            LossConfig::SoftTriple(c) if c.tau == 0.0 => format!("SoftTriple K={} τ=0", c.centers_per_class),
+            LossConfig::SoftTriple(c) => format!("SoftTriple K={}", c.centers_per_class),
+        }
+    }
+
+    /// The variant in run slugs and file names: kind without `_`, `-k<K>` for multi-centre losses,
+    /// `-notau` without the regularizer, the mining for triplets (`softtriple-k4-notau`).
+    pub fn slug(&self) -> String {
+        let mut s = self.kind().replace('_', "");
+        if let Some(k) = self.centers_per_class() {
+            s.push_str(&format!("-k{k}"));
+        }
+        match self {
+            LossConfig::SoftTriple(c) if c.tau == 0.0 => s.push_str("-notau"),
+            LossConfig::Triplet(c) => s.push_str(&format!("-{:?}", c.mining).to_lowercase()),
+            _ => {}
+        }
+        s
+    }
+
+    /// Sort key of a report's rows: kind in [`LOSS_KINDS`] order, then K, then without the
+    /// regularizer before with it.
+    pub fn report_order(&self) -> (usize, i64, bool) {
+        let notau = matches!(self, LossConfig::SoftTriple(c) if c.tau == 0.0);
+        (self.kind_index(), self.centers_per_class().unwrap_or(0), !notau)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> LossConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn every_kind_in_the_list_parses_and_names_itself() {
+        for (i, kind) in LOSS_KINDS.iter().enumerate() {
+            let c = parse(&format!("{{kind: {kind}}}"));
+            assert_eq!(c.kind(), *kind);
+            assert_eq!(c.report_order().0, i);
+        }
+    }
+
+    #[test]
+    fn labels_and_slugs_are_the_ones_records_and_reports_use() {
+        let cases = [
+            ("{kind: triplet, mining: semihard}", "Triplet (semihard)", "triplet-semihard"),
+            ("{kind: proxy_nca}", "ProxyNCA", "proxynca"),
+            ("{kind: softmax_norm}", "Softmax_norm", "softmaxnorm"),
+            ("{kind: hard_triple, centers_per_class: 3}", "HardTriple K=3", "hardtriple-k3"),
+            ("{kind: soft_triple, centers_per_class: 4}", "SoftTriple K=4", "softtriple-k4"),
+            ("{kind: soft_triple, centers_per_class: 4, tau: 0}", "SoftTriple K=4 τ=0", "softtriple-k4-notau"),
+        ];
+        for (yaml, label, slug) in cases {
+            let c = parse(yaml);
+            assert_eq!((c.label().as_str(), c.slug().as_str()), (label, slug), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn report_order_puts_kinds_then_k_then_the_regularizer_last() {
+        let mut v: Vec<LossConfig> = [
+            "{kind: soft_triple, centers_per_class: 2}",
+            "{kind: soft_triple, centers_per_class: 2, tau: 0}",
+            "{kind: soft_triple, centers_per_class: 1}",
+            "{kind: hard_triple, centers_per_class: 8}",
+            "{kind: triplet}",
+        ]
+        .iter()
+        .map(|y| parse(y))
+        .collect();
+        v.sort_by_key(LossConfig::report_order);
+        let labels: Vec<String> = v.iter().map(LossConfig::label).collect();
+        assert_eq!(
+            labels,
+            ["Triplet (all)", "HardTriple K=8", "SoftTriple K=1", "SoftTriple K=2 τ=0", "SoftTriple K=2"]
+        );
+    }
+}
