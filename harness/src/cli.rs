@@ -45,9 +45,12 @@ pub enum Command {
         /// Results folder.
         #[arg(long, default_value = "results/train")]
         out: std::path::PathBuf,
-        /// Override the run's device: auto, cpu, cuda or cuda:N.
+        /// Override the run's device: auto, cpu, cuda or cuda:N (not part of the run's id).
         #[arg(long)]
         device: Option<String>,
+        /// Also write the test embeddings and labels to OUT/embeddings/<id>/ (for `harness eval --run`).
+        #[arg(long)]
+        save_embeddings: bool,
     },
     /// Data set tools.
     #[command(subcommand)]
@@ -70,9 +73,12 @@ pub enum Command {
         /// Run only shard i of n (0-based), e.g. 0/4; inside a Slurm job array the array task is used.
         #[arg(long)]
         shard: Option<String>,
-        /// Override every run's device: auto, cpu, cuda or cuda:N.
+        /// Override every run's device: auto, cpu, cuda or cuda:N (not part of the runs' ids).
         #[arg(long)]
         device: Option<String>,
+        /// Also write each run's test embeddings and labels to RESULTS/embeddings/<id>/ (for `harness eval --run`).
+        #[arg(long)]
+        save_embeddings: bool,
         /// Run again the runs recorded as failed or diverged.
         #[arg(long)]
         retry_failed: bool,
@@ -173,7 +179,8 @@ pub struct EvalArgs {
     /// Labels file (.npy, int64, N).
     #[arg(long, required_unless_present = "run")]
     pub labels: Option<std::path::PathBuf>,
-    /// A run folder holding the harness's own `embeddings.npy` and `labels.npy`.
+    /// A folder holding `embeddings.npy` and `labels.npy`, e.g. RESULTS/embeddings/<id>/ written by
+    /// `harness train` or `harness sweep` with `--save-embeddings`.
     #[arg(long, conflicts_with_all = ["embeddings", "labels"])]
     pub run: Option<std::path::PathBuf>,
     /// The K of Recall@K, comma-separated (SOP: 1,10,100).
@@ -223,17 +230,4 @@ pub fn parse_bytes(s: &str) -> anyhow::Result<usize> {
         anyhow::bail!("`{s}`: a memory budget must be positive");
     }
     Ok((value * mult as f64) as usize)
-}
-
-/// Parses `cpu`, `cuda`, `cuda:N` or `auto` into a tch device.
-pub fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
-    match s {
-        "cpu" => Ok(tch::Device::Cpu),
-        "auto" => Ok(tch::Device::cuda_if_available()),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => Ok(tch::Device::Cuda(n)),
-            _ => anyhow::bail!("unknown device `{s}`: expected `cpu`, `auto`, `cuda` or `cuda:N` (N a GPU index)"),
-        },
-    }
 }

@@ -2,10 +2,14 @@
 //! records, statistics and reports, one module per stage (see `../shared/DESIGN.md`).
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
+pub mod device;
 pub mod doctor;
 pub mod eval;
+pub mod execute;
+pub mod fsio;
 pub mod loss_check;
 pub mod model;
 pub mod npy;

@@ -1,7 +1,8 @@
 //! The `harness` binary: parses the command line, runs it, prints `error: …` on failure.
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use harness::cli::{parse_bytes, parse_device, Cli, Command, DataCommand, EvalArgs};
+use harness::cli::{parse_bytes, Cli, Command, DataCommand, EvalArgs};
+use harness::device::parse_device;
 
 fn main() {
     harness::progress::init_logging();
@@ -43,11 +44,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval(args),
-        Command::Train { file, out, device } => train(&file, &out, device),
+        Command::Train { file, out, device, save_embeddings } => train(&file, &out, device, save_embeddings),
         Command::Data(DataCommand::Check { kind, root, subset }) => data_check(&kind, &root, subset),
         Command::Plan { file } => plan(&file),
-        Command::Sweep { file, results, shard, device, retry_failed, allow_changed } => {
-            sweep(&file, results, shard, device, retry_failed, allow_changed)
+        Command::Sweep { file, results, shard, device, retry_failed, allow_changed, save_embeddings } => {
+            sweep(&file, results, shard, device, retry_failed, allow_changed, save_embeddings)
         }
         Command::Report { results, output, baseline } => report(&results, output, &baseline),
         Command::Slurm {
@@ -84,7 +85,7 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
             match output {
                 Some(o) => {
-                    harness::store::write_atomic(&o, text.as_bytes())?;
+                    harness::fsio::write_atomic(&o, text.as_bytes())?;
                     eprintln!("wrote {} ({tasks} array tasks); submit with: sbatch {}", o.display(), o.display());
                 }
                 None => print!("{text}"),
@@ -109,7 +110,7 @@ fn run(cli: Cli) -> Result<()> {
             let r = harness::regress::check(&b.unwrap(), &c.unwrap(), &opts);
             print!("{}", r.markdown);
             if let Some(o) = output {
-                harness::store::write_atomic(&o, r.markdown.as_bytes())?;
+                harness::fsio::write_atomic(&o, r.markdown.as_bytes())?;
             }
             if r.regressions > 0 || r.refused > 0 {
                 std::process::exit(1);
@@ -171,60 +172,50 @@ fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `harness train`: one run from a YAML file, its record written at once.
-fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>) -> Result<()> {
+/// `harness train`: one run from a YAML file, its record written at once (the sweep's run path).
+fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, save_embeddings: bool) -> Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let mut config: harness::train::RunConfig =
         serde_yaml::from_str(&text).with_context(|| format!("{}: not a valid run file", file.display()))?;
     if let Some(d) = device {
+        harness::device::resolve_device(&d).context("--device")?;
         config.train.device = d;
     }
-    let id = harness::store::run_id(&config);
     let slug = harness::store::slug(&config);
-    let plan = harness::train::CheckpointPlan {
-        path: out.join("work").join(&id).join("checkpoint.ot"),
-        config_hash: id.clone(),
-    };
-    tracing::info!("run {slug} ({id})");
+    tracing::info!("run {slug} ({})", harness::store::run_id(&config));
     let bar = std::cell::RefCell::new(harness::progress::SweepProgress::new(1));
     bar.borrow_mut().start_run(&slug, config.train.epochs as u64);
-    let outcome = harness::train::run(&config, Some(&plan), &|e| match e {
+    let (record, path) = harness::execute::execute_run(&config, out, save_embeddings, &|e| match e {
         harness::train::RunEvent::Epoch { loss, .. } => bar.borrow().epoch(loss),
         harness::train::RunEvent::Resumed { epoch } => bar.borrow().println(&format!("resumed after epoch {epoch}")),
     })?;
     bar.borrow_mut().finish_run();
-    let record = harness::store::RunRecord {
-        id: id.clone(),
-        slug,
-        provenance: harness::store::Provenance::current(&outcome.device),
-        config,
-        outcome,
-        finished_at: harness::store::now_rfc3339(),
-    };
-    let path = harness::store::write_record(out, &record)?;
-    let _ = std::fs::remove_dir_all(out.join("work").join(&id));
-    match &record.outcome.metrics {
-        Some(m) => print!("{}", m.to_markdown()),
-        None => {
-            println!("run ended {:?} at step {:?}", record.outcome.status, record.outcome.diagnostics.diverged_at_step)
-        }
-    }
     tracing::info!("record: {}", path.display());
+    let o = &record.outcome;
+    match (&o.metrics, o.status) {
+        (Some(m), _) => print!("{}", m.to_markdown()),
+        (None, harness::train::RunStatus::Diverged) => {
+            println!("run diverged: loss not finite at step {}", o.diagnostics.diverged_at_step.unwrap_or(0))
+        }
+        (None, _) => bail!("the run failed (recorded in {}): {}", path.display(), o.error.clone().unwrap_or_default()),
+    }
     Ok(())
 }
 
 /// `harness data check`: counts, fingerprint and missing files of a data set.
 fn data_check(kind: &str, root: &std::path::Path, subset: bool) -> Result<()> {
-    use harness::data::{DatasetConfig, ImageDataset};
+    use harness::data::{DatasetConfig, FolderDataset, ImageDataset};
     let d = ImageDataset { root: root.into(), subset };
     let config = match kind {
         "cub" => DatasetConfig::Cub(d),
         "cars196" => DatasetConfig::Cars196(d),
         "sop" => DatasetConfig::Sop(d),
-        "folder" => DatasetConfig::Folder(d),
+        "folder" if subset => bail!("--subset: a folder data set has no standard size to check; leave --subset out"),
+        "folder" => DatasetConfig::Folder(FolderDataset { root: root.into() }),
         _ => bail!("--kind `{kind}`: expected cub, cars196, sop or folder"),
     };
-    let list = config.image_list().expect("image data set")?;
+    let Some(list) = config.image_list() else { bail!("--kind `{kind}` is not read from image files") };
+    let list = list?;
     println!("data set     {kind} at {}", root.display());
     for (name, items) in [("train", &list.train), ("test", &list.test)] {
         println!("{name:<12} {} classes, {} images", harness::data::class_count(items), items.len());
@@ -263,11 +254,12 @@ fn sweep(
     device: Option<String>,
     retry_failed: bool,
     allow_changed: bool,
+    save_embeddings: bool,
 ) -> Result<()> {
     let mut problems = vec![];
     let shard = harness::sweep::shard_from_env(shard.as_deref()).map_err(|e| problems.push(format!("{e:#}"))).ok();
     if let Some(d) = &device {
-        if let Err(e) = harness::train::resolve_device(d) {
+        if let Err(e) = harness::device::resolve_device(d) {
             problems.push(format!("--device: {e:#}"));
         }
     }
@@ -283,6 +275,7 @@ fn sweep(
         device,
         retry_failed,
         allow_changed,
+        save_embeddings,
     };
     let source = std::fs::read_to_string(file)?;
     // Bars on a terminal; a log line per run otherwise.
@@ -354,9 +347,9 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
     let (text, plots) = harness::report::render_with_plots(&records, &opts);
     let folder = output.parent().unwrap_or(std::path::Path::new("."));
     for p in &plots {
-        harness::store::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
+        harness::fsio::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
     }
-    harness::store::write_atomic(&output, text.as_bytes())?;
+    harness::fsio::write_atomic(&output, text.as_bytes())?;
     let (csv, parquet) = harness::table::export(results, &records)?;
     tracing::info!(
         "report: {} ({} runs); tables: {}, {}",

@@ -24,6 +24,9 @@ pub enum NpyError {
         /// What is wrong.
         reason: String,
     },
+    /// The file could not be written (the target is left as it was).
+    #[error(transparent)]
+    Write(#[from] crate::fsio::FsError),
     /// The array has the wrong dtype or rank.
     #[error("{path}: expected {expected}, found dtype '{descr}' with shape {shape:?}; {hint}")]
     Unexpected {
@@ -149,7 +152,6 @@ fn tensor_from_le<T: tch::kind::Element>(
 
 /// Writes a float32 matrix or an int64 vector as `.npy`, through a temporary file and a rename.
 pub fn write(path: &Path, tensor: &Tensor) -> Result<(), NpyError> {
-    let io = |source| NpyError::Io { path: path.into(), source };
     let t = tensor.to_device(tch::Device::Cpu).contiguous();
     let (descr, data): (&str, Vec<u8>) = match t.kind() {
         Kind::Float => {
@@ -171,12 +173,12 @@ pub fn write(path: &Path, tensor: &Tensor) -> Result<(), NpyError> {
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let tmp = path.with_extension("npy.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
-    f.write_all(&(header.len() as u16).to_le_bytes()).map_err(io)?;
-    f.write_all(header.as_bytes()).map_err(io)?;
-    f.write_all(&data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::fsio::write_atomic_with(path, |tmp| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(tmp)?;
+        f.write_all(b"\x93NUMPY\x01\x00")?;
+        f.write_all(&(header.len() as u16).to_le_bytes())?;
+        f.write_all(header.as_bytes())?;
+        f.write_all(&data)
+    })?;
+    Ok(())
 }

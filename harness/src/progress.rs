@@ -1,21 +1,19 @@
 //! Progress display: bars for sweeps (runs done / to do, time left) and runs (epochs), drawn only
-//! when standard error is a terminal; log lines go through `tracing` (level from `HARNESS_LOG`:
-//! error, warn, info, debug; default info).
+//! when standard error is a terminal; log lines go through `tracing`, filtered by `HARNESS_LOG`
+//! (an `EnvFilter` directive: `warn`, `debug`, `harness=debug`, …; default `info`).
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
 /// Installs the `tracing` subscriber writing to standard error.
 pub fn init_logging() {
-    let level = match std::env::var("HARNESS_LOG").unwrap_or_default().to_lowercase().as_str() {
-        "error" => tracing::Level::ERROR,
-        "warn" => tracing::Level::WARN,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::INFO,
-    };
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::builder()
+        .with_default_directive(tracing::Level::INFO.into())
+        .with_env_var("HARNESS_LOG")
+        .from_env_lossy();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
+        .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();

@@ -2,12 +2,9 @@
 //! seeds that the current runs are worse than the baseline's by more than a tolerance. Cells missing
 //! from either side, and cells whose resolved config or split fingerprint differ, are reported and
 //! never silently compared.
-use crate::report::variant_label;
-use crate::stats::{summarize, t_quantile};
+use crate::analysis::{finished_cells, seeded_values};
+use crate::stats::{paired_t_p_below_zero, summarize, t_quantile_one_sided};
 use crate::store::RunRecord;
-use crate::train::RunStatus;
-use statrs::distribution::{ContinuousCDF, StudentsT};
-use std::collections::BTreeMap;
 use tabled::{builder::Builder, settings::Style};
 
 /// Options of the check.
@@ -32,31 +29,11 @@ pub struct RegressReport {
     pub refused: usize,
 }
 
-struct Cell<'a> {
-    records: Vec<&'a RunRecord>,
-}
-
-fn cell_key(r: &RunRecord) -> String {
-    format!("{} d{} {}", r.config.data.name(), r.config.dim, variant_label(&r.config.loss))
-}
-
-/// The resolved config without the seed, canonical.
+/// The config's identity form without the seed, canonical (where a run executed does not count).
 fn config_key(r: &RunRecord) -> String {
-    let mut v = serde_json::to_value(&r.config).unwrap();
+    let mut v = crate::store::identity_json(&r.config);
     v.as_object_mut().unwrap().remove("seed");
     v.to_string()
-}
-
-fn cells(records: &[RunRecord]) -> BTreeMap<String, Cell<'_>> {
-    let mut m: BTreeMap<String, Cell> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.outcome.status == RunStatus::Finished) {
-        m.entry(cell_key(r)).or_insert_with(|| Cell { records: vec![] }).records.push(r);
-    }
-    m
-}
-
-fn values(c: &Cell, metric: &str) -> Vec<(u64, f64)> {
-    crate::report::seeded_values(&c.records, metric)
 }
 
 fn fmt(v: &[(u64, f64)]) -> String {
@@ -68,25 +45,17 @@ fn fmt(v: &[(u64, f64)]) -> String {
     }
 }
 
-/// One-sided p-value of H1 "current is worse than baseline by more than `tol`", paired by seed.
+/// One-sided p-value of H1 "current is worse than baseline by more than `tol`", paired by seed:
+/// the paired t-test of d = current − baseline + tol, H1: E[d] < 0. `None` below two shared seeds.
 pub fn one_sided_drop_p(base: &[(u64, f64)], cur: &[(u64, f64)], tol: f64) -> Option<(usize, f64)> {
-    // d = current − baseline + tolerance; H0: E[d] ≥ 0, H1: E[d] < 0.
     let d: Vec<f64> =
         cur.iter().filter_map(|(s, c)| base.iter().find(|(t, _)| t == s).map(|(_, b)| c - b + tol)).collect();
-    if d.len() < 2 {
-        return None;
-    }
-    let s = summarize(&d, 0.95);
-    if s.std == 0.0 {
-        return Some((d.len(), if s.mean < 0.0 { 0.0 } else { 1.0 }));
-    }
-    let t = s.mean / (s.std / (s.n as f64).sqrt());
-    Some((d.len(), StudentsT::new(0.0, 1.0, (s.n - 1) as f64).unwrap().cdf(t)))
+    paired_t_p_below_zero(&d).map(|p| (d.len(), p))
 }
 
 /// Compares `current` against `baseline`.
 pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOptions) -> RegressReport {
-    let (b, c) = (cells(baseline), cells(current));
+    let (b, c) = (finished_cells(baseline), finished_cells(current));
     let mut out = RegressReport::default();
     let mut refused = Builder::default();
     refused.push_record(["cell", "problem"]);
@@ -100,19 +69,19 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
             out.refused += 1;
             continue;
         };
-        let (bfp, cfp) = (&bc.records[0].outcome.split_fingerprint, &cc.records[0].outcome.split_fingerprint);
+        let (bfp, cfp) = (&bc[0].outcome.split_fingerprint, &cc[0].outcome.split_fingerprint);
         if bfp != cfp {
             refused.push_record([key.clone(), format!("split fingerprint differs (baseline {bfp}, current {cfp}): the data changed, so the numbers are not comparable; refresh the baseline on purpose if the new split is right")]);
             out.refused += 1;
             continue;
         }
-        if config_key(bc.records[0]) != config_key(cc.records[0]) {
+        if config_key(bc[0]) != config_key(cc[0]) {
             refused.push_record([key.clone(), "resolved config differs from the baseline's (a changed sweep file or defaults): refresh the baseline on purpose".into()]);
             out.refused += 1;
             continue;
         }
         for m in &opts.metrics {
-            let (bv, cv) = (values(bc, m), values(cc, m));
+            let (bv, cv) = (seeded_values(bc, m), seeded_values(cc, m));
             if bv.is_empty() {
                 continue;
             }
@@ -141,13 +110,13 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
     let mut s = String::new();
     let verdict = if out.regressions > 0 || out.refused > 0 { "FAIL" } else { "PASS" };
     s.push_str(&format!(
-        "# Accuracy regression check: {verdict}\n\n{} baseline cells, {} regressions, {} refused; one-sided paired t-test over seeds, α = {}, tolerance {} points; t_0.975 for 3 seeds = {:.3}\n\n",
+        "# Accuracy regression check: {verdict}\n\n{} baseline cells, {} regressions, {} refused; one-sided paired t-test over seeds, α = {}, tolerance {} points (critical t for 3 seeds: {:.3})\n\n",
         b.len(),
         out.regressions,
         out.refused,
         opts.alpha,
         opts.tolerance,
-        t_quantile(0.95, 2.0)
+        t_quantile_one_sided(1.0 - opts.alpha, 2.0)
     ));
     if out.regressions > 0 {
         s.push_str(&format!("## Regressions\n\n{}\n\n", regress.build().with(Style::markdown())));
@@ -164,11 +133,4 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
     s.push_str(&format!("## All comparisons\n\n{}\n", table.build().with(Style::markdown())));
     out.markdown = s;
     out
-}
-
-/// Test-only fault injection (`HARNESS_INJECT_FAULT`), to prove the regression check catches a
-/// broken change: `misordered_test_labels` pairs the test embeddings with labels in another order
-/// (a loader bug). Never set it for real runs.
-pub fn injected_fault() -> Option<String> {
-    std::env::var("HARNESS_INJECT_FAULT").ok().filter(|v| !v.is_empty())
 }

@@ -2,6 +2,7 @@
 //! like the paper's (rows = methods, columns = R@K, NMI, MAP@R as `mean ± CI`), the paper's values
 //! beside ours, bold only where the best is significantly best, paired comparisons against a
 //! baseline variant, the K and regularizer ablations, and a plain verdict on the paper's claim.
+use crate::analysis::{metric_values, seeded_values};
 use crate::stats::{self, holm, paired, summarize, PairedTest};
 use crate::store::RunRecord;
 use crate::train::RunStatus;
@@ -44,52 +45,6 @@ struct Row<'a> {
     records: Vec<&'a RunRecord>,
 }
 
-fn kind_order(l: &LossConfig) -> (usize, i64, bool) {
-    let k = l.centers_per_class().unwrap_or(0);
-    let notau = matches!(l, LossConfig::SoftTriple(c) if c.tau == 0.0);
-    let o = match l {
-        LossConfig::Triplet(_) => 0,
-        LossConfig::ProxyNca(_) => 1,
-        LossConfig::SoftmaxNorm(_) => 2,
-        LossConfig::HardTriple(_) => 3,
-        LossConfig::SoftTriple(_) => 4,
-    };
-    (o, k, !notau)
-}
-
-/// A variant's display name: `SoftTriple K=10`, `SoftTriple K=10 τ=0`, `Triplet (semihard)`, …
-pub fn variant_label(l: &LossConfig) -> String {
-    match l {
-        LossConfig::Triplet(c) => format!("Triplet ({:?})", c.mining).to_lowercase().replacen('t', "T", 1),
-        LossConfig::ProxyNca(_) => "ProxyNCA".into(),
-        LossConfig::SoftmaxNorm(_) => "Softmax_norm".into(),
-        LossConfig::HardTriple(c) => format!("HardTriple K={}", c.centers_per_class),
-        LossConfig::SoftTriple(c) if c.tau == 0.0 => format!("SoftTriple K={} τ=0", c.centers_per_class),
-        LossConfig::SoftTriple(c) => format!("SoftTriple K={}", c.centers_per_class),
-    }
-}
-
-/// The metric columns of a record, in %: R@K for each K, NMI, MAP@R, R-Precision.
-pub fn metric_values(r: &RunRecord) -> Vec<(String, f64)> {
-    let Some(m) = &r.outcome.metrics else { return vec![] };
-    let mut v: Vec<(String, f64)> =
-        m.retrieval.recall_at_k.iter().map(|(k, x)| (format!("R@{k}"), 100.0 * x)).collect();
-    if let Some(n) = &m.nmi {
-        v.push(("NMI".into(), 100.0 * n.nmi));
-    }
-    v.push(("MAP@R".into(), 100.0 * m.retrieval.map_at_r));
-    v.push(("RP".into(), 100.0 * m.retrieval.r_precision));
-    v
-}
-
-/// `(seed, value in %)` of one metric over records (records without the metric are skipped).
-pub fn seeded_values(records: &[&RunRecord], metric: &str) -> Vec<(u64, f64)> {
-    records
-        .iter()
-        .filter_map(|r| metric_values(r).into_iter().find(|(k, _)| k == metric).map(|(_, v)| (r.config.seed, v)))
-        .collect()
-}
-
 fn values_of(row: &Row, metric: &str) -> Vec<(u64, f64)> {
     seeded_values(&row.records, metric)
 }
@@ -117,7 +72,7 @@ fn fmt_p(p: Option<f64>) -> String {
 
 /// Everything in a run's config but the loss and the seed, as canonical JSON (to spot differences).
 fn setting_key(r: &RunRecord) -> String {
-    let mut v = serde_json::to_value(&r.config).unwrap();
+    let mut v = crate::store::identity_json(&r.config);
     let o = v.as_object_mut().unwrap();
     o.remove("loss");
     o.remove("seed");
@@ -155,12 +110,12 @@ pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String
         for r in recs {
             let key = serde_json::to_string(&serde_json::to_value(&r.config.loss).unwrap()).unwrap();
             rows.entry(key)
-                .or_insert_with(|| Row { label: variant_label(&r.config.loss), loss: &r.config.loss, records: vec![] })
+                .or_insert_with(|| Row { label: r.config.loss.label(), loss: &r.config.loss, records: vec![] })
                 .records
                 .push(r);
         }
         let mut rows: Vec<Row> = rows.into_values().collect();
-        rows.sort_by_key(|r| kind_order(r.loss));
+        rows.sort_by_key(|r| r.loss.report_order());
         let metrics: Vec<String> = metric_values(recs[0]).into_iter().map(|(k, _)| k).filter(|k| k != "RP").collect();
         let _ = writeln!(s, "## {data}, embedding size {dim}\n");
         let settings: BTreeSet<String> = recs.iter().map(|r| setting_key(r)).collect();

@@ -61,6 +61,24 @@ pub fn paired_t_p(d: &[f64]) -> f64 {
     (2.0 * (1.0 - dist.cdf(t.abs()))).min(1.0)
 }
 
+/// One-sided Student-t quantile t_{level, df} (e.g. level 0.95: the critical value of a 5% one-sided test).
+pub fn t_quantile_one_sided(level: f64, df: f64) -> f64 {
+    StudentsT::new(0.0, 1.0, df).expect("df > 0").inverse_cdf(level)
+}
+
+/// One-sided paired t-test p-value of H1 "E[d] < 0" against H0 "E[d] ≥ 0" (None below two values).
+pub fn paired_t_p_below_zero(d: &[f64]) -> Option<f64> {
+    if d.len() < 2 {
+        return None;
+    }
+    let s = summarize(d, 0.95);
+    if s.std == 0.0 {
+        return Some(if s.mean < 0.0 { 0.0 } else { 1.0 });
+    }
+    let t = s.mean / (s.std / (s.n as f64).sqrt());
+    Some(StudentsT::new(0.0, 1.0, (s.n - 1) as f64).unwrap().cdf(t))
+}
+
 /// Two-sided exact Wilcoxon signed-rank p-value: zero differences dropped, tied |d| given average
 /// ranks, the null distribution of W⁺ enumerated over all 2ⁿ sign patterns of those ranks
 /// (n ≤ 20; above that, the normal approximation with tie correction).

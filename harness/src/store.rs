@@ -43,7 +43,10 @@ impl Provenance {
 /// One run's record: identity, resolved config, outcome and provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// Stable id: the hash of the config's canonical form.
+    /// The record format ([`RECORD_SCHEMA`]); 1 for records written before the field existed.
+    #[serde(default = "schema_v1")]
+    pub schema_version: u32,
+    /// Stable id: the hash of the config's identity form ([`run_id`]).
     pub id: String,
     /// Readable slug.
     pub slug: String,
@@ -57,38 +60,100 @@ pub struct RunRecord {
     pub finished_at: String,
 }
 
-/// Canonical JSON of a config: keys sorted at every level, no whitespace.
+fn schema_v1() -> u32 {
+    1
+}
+
+/// The record format written now. 1: the id hashed every field of the config; 2: the id hashes
+/// the identity form ([`identity_json`]). Older records are upgraded when read.
+pub const RECORD_SCHEMA: u32 = 2;
+
+/// Fields that say where or how fast a run executes, not what it computes: not part of its identity.
+pub const PLACEMENT_FIELDS: [(&str, &str); 2] = [("train", "device"), ("train", "workers")];
+
+/// The defaults a config's sections fall back to, as JSON (tagged sections: those of their kind).
+pub fn default_sections(config: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, to_value, Value};
+    fn of_kind<T: serde::de::DeserializeOwned + Serialize>(v: &Value) -> Value {
+        serde_json::from_value::<T>(json!({"kind": v["kind"]}))
+            .ok()
+            .and_then(|d| to_value(d).ok())
+            .unwrap_or(Value::Null)
+    }
+    json!({
+        "data": of_kind::<crate::data::DatasetConfig>(&config["data"]),
+        "loss": of_kind::<losses::LossConfig>(&config["loss"]),
+        "model": to_value(crate::model::ModelConfig::default()).unwrap_or_default(),
+        "train": to_value(crate::train::TrainConfig::default()).unwrap_or_default(),
+        "eval": to_value(crate::eval::EvalConfig::default()).unwrap_or_default(),
+    })
+}
+
+/// Removes from `value` every field equal to its default in `defaults`, recursing into objects of
+/// the same `kind` (an object of another kind is kept whole). A tagged object (one with a `kind`)
+/// is never removed whole, since its defaults depend on its kind: all-default losses of two kinds
+/// stay two runs.
+pub fn prune_defaults(value: &mut serde_json::Value, defaults: &serde_json::Value) {
+    let (Some(v), Some(d)) = (value.as_object_mut(), defaults.as_object()) else { return };
+    if v.get("kind") != d.get("kind") {
+        return;
+    }
+    v.retain(|k, x| k == "kind" || x.get("kind").is_some() || d.get(k) != Some(x));
+    for (k, x) in v.iter_mut() {
+        if let Some(dx) = d.get(k) {
+            prune_defaults(x, dx);
+        }
+    }
+}
+
+/// The identity form of a config: its JSON without the placement fields and without the fields
+/// equal to their defaults, so a new option with a default leaves every id as it was.
+pub fn identity_json(config: &RunConfig) -> serde_json::Value {
+    let v = serde_json::to_value(config).expect("config serialises");
+    let defaults = default_sections(&v);
+    identity_of(v, &defaults)
+}
+
+/// [`identity_json`] on a config's JSON and the defaults of its sections ([`default_sections`]).
+pub fn identity_of(mut config: serde_json::Value, defaults: &serde_json::Value) -> serde_json::Value {
+    for (section, field) in PLACEMENT_FIELDS {
+        if let Some(o) = config.get_mut(section).and_then(|s| s.as_object_mut()) {
+            o.remove(field);
+        }
+    }
+    prune_defaults(&mut config, defaults);
+    config
+}
+
+/// The run id of an identity form.
+pub fn id_of(identity: &serde_json::Value) -> String {
+    id_of_json(&identity.to_string())
+}
+
+/// Canonical JSON of a config's identity form: keys sorted at every level, no whitespace.
 pub fn canonical_json(config: &RunConfig) -> String {
     // serde_json's Map is a BTreeMap (no `preserve_order`), so a round trip through Value sorts keys.
-    serde_json::to_value(config).expect("config serialises").to_string()
+    identity_json(config).to_string()
 }
 
 /// The run id: the first 12 hex digits of SHA-256 of the canonical JSON.
 pub fn run_id(config: &RunConfig) -> String {
-    let digest = Sha256::digest(canonical_json(config).as_bytes());
+    id_of_json(&canonical_json(config))
+}
+
+fn id_of_json(canonical: &str) -> String {
+    let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The id schema 1 gave a config: every field of it hashed (to recognise records of that schema).
+pub fn run_id_v1(config: &RunConfig) -> String {
+    id_of_json(&serde_json::to_value(config).expect("config serialises").to_string())
 }
 
 /// A short readable name: data set, loss variant, dimension, seed.
 pub fn slug(config: &RunConfig) -> String {
-    format!("{}-{}-d{}-s{}", config.data.name(), variant_slug(&config.loss), config.dim, config.seed)
-}
-
-/// The loss variant as it appears in slugs: kind, K for multi-centre losses, `notau` without regularizer.
-pub fn variant_slug(loss: &losses::LossConfig) -> String {
-    let mut s = loss.kind().replace('_', "");
-    if let Some(k) = loss.centers_per_class() {
-        s.push_str(&format!("-k{k}"));
-    }
-    if let losses::LossConfig::SoftTriple(c) = loss {
-        if c.tau == 0.0 {
-            s.push_str("-notau");
-        }
-    }
-    if let losses::LossConfig::Triplet(c) = loss {
-        s.push_str(&format!("-{:?}", c.mining).to_lowercase());
-    }
-    s
+    format!("{}-{}-d{}-s{}", config.data.name(), config.loss.slug(), config.dim, config.seed)
 }
 
 /// File name of a run's record inside a results folder.
@@ -96,89 +161,86 @@ pub fn record_file_name(id: &str, slug: &str) -> String {
     format!("{slug}-{id}.json")
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers
-/// never see half a file and a crash leaves the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().unwrap().to_string_lossy(),
-        host_name(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}
-
 /// Writes a record as `runs/<slug>-<id>.json` under `results_dir`; returns its path.
 pub fn write_record(results_dir: &Path, record: &RunRecord) -> Result<PathBuf> {
     let path = results_dir.join("runs").join(record_file_name(&record.id, &record.slug));
-    write_atomic(&path, serde_json::to_string_pretty(record)?.as_bytes())?;
+    crate::fsio::write_atomic(&path, serde_json::to_string_pretty(record)?.as_bytes())?;
     Ok(path)
 }
 
-/// Reads every record under `results_dir/runs`, sorted by slug then id.
+/// Brings a record read from disk to [`RECORD_SCHEMA`]: a schema-1 record gets its id recomputed
+/// from its config, so results written before the identity change are still found and compared.
+pub fn upgrade(record: &mut RunRecord) {
+    if record.schema_version < RECORD_SCHEMA {
+        record.id = run_id(&record.config);
+        record.schema_version = RECORD_SCHEMA;
+    }
+}
+
+/// Reads every record under `results_dir/runs` (upgraded, see [`upgrade`]), one per run id, sorted
+/// by slug then id. Two files holding one run (a copied record, a retry of an old record) count
+/// once: a finished record wins over one that did not finish, then the later one; each duplicate
+/// is named in a warning.
 pub fn read_records(results_dir: &Path) -> Result<Vec<RunRecord>> {
     let runs = results_dir.join("runs");
-    let mut out = vec![];
     let entries = std::fs::read_dir(&runs)
         .with_context(|| format!("{}: no runs folder (has a sweep written here?)", runs.display()))?;
+    let mut by_id: std::collections::BTreeMap<String, (PathBuf, RunRecord)> = Default::default();
     for e in entries {
         let p = e?.path();
-        if p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.') {
-            let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-            let r: RunRecord =
-                serde_json::from_str(&text).with_context(|| format!("{}: not a run record", p.display()))?;
-            out.push(r);
+        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if p.extension().is_none_or(|x| x != "json") || name.starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let mut r: RunRecord =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a run record", p.display()))?;
+        upgrade(&mut r);
+        let rank = |r: &RunRecord| (r.outcome.status == crate::train::RunStatus::Finished, r.finished_at.clone());
+        match by_id.get(&r.id) {
+            Some((other, kept)) => {
+                let (keep, drop) = if rank(&r) > rank(kept) { (&p, other) } else { (other, &p) };
+                tracing::warn!(
+                    "{} and {} hold the same run (id {}): counting {} only",
+                    drop.display(),
+                    keep.display(),
+                    r.id,
+                    keep.display()
+                );
+                if rank(&r) > rank(kept) {
+                    by_id.insert(r.id.clone(), (p, r));
+                }
+            }
+            None => {
+                by_id.insert(r.id.clone(), (p, r));
+            }
         }
     }
+    let mut out: Vec<RunRecord> = by_id.into_values().map(|(_, r)| r).collect();
     out.sort_by(|a, b| (&a.slug, &a.id).cmp(&(&b.slug, &b.id)));
     Ok(out)
 }
 
-/// Current UTC time as RFC 3339 (seconds).
+/// Current UTC time as RFC 3339 (seconds), e.g. `2026-11-29T14:39:35Z`.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// This machine's host name ('.'-free, for temporary file names).
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().replace('.', "_"))
-        .unwrap_or_else(|_| "host".into())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Whether a temporary file of [`write_atomic`] was abandoned: its writer was a process of this host
-/// that no longer exists, or it is over an hour old (a writer elsewhere that died).
-pub fn is_abandoned_temp(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    if !(name.starts_with('.') && name.ends_with(".tmp")) {
-        return false;
+    fn config(loss: &str) -> RunConfig {
+        serde_yaml::from_str(&format!("{{data: {{kind: synthetic}}, loss: {loss}, dim: 8, seed: 0}}")).unwrap()
     }
-    let parts: Vec<&str> = name.trim_end_matches(".tmp").rsplitn(3, '.').collect();
-    if let [pid, host, _] = parts.as_slice() {
-        if *host == host_name() && pid.parse::<u32>().is_ok() {
-            return !Path::new("/proc").join(pid).exists();
-        }
+
+    #[test]
+    fn all_default_sections_of_two_kinds_stay_two_runs() {
+        let kinds = losses::LOSS_KINDS.map(|k| run_id(&config(&format!("{{kind: {k}}}"))));
+        let distinct: std::collections::BTreeSet<&String> = kinds.iter().collect();
+        assert_eq!(distinct.len(), kinds.len(), "{kinds:?}");
+        let identity = identity_json(&config("{kind: proxy_nca}"));
+        assert_eq!(identity["loss"], serde_json::json!({"kind": "proxy_nca"}), "defaults pruned, kind kept");
+        assert_eq!(identity["data"], serde_json::json!({"kind": "synthetic"}));
     }
-    let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-    age.is_some_and(|a| a.as_secs() > 3600)
 }

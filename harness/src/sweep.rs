@@ -3,11 +3,12 @@
 //! record yet, sharded, resumable, recording failures and going on.
 use crate::data::DatasetConfig;
 use crate::eval::EvalConfig;
+use crate::execute::execute_run;
 use crate::model::ModelConfig;
-use crate::store::{self, Provenance, RunRecord};
-use crate::train::{self, CheckpointPlan, RunConfig, RunOutcome, RunStatus, TrainConfig};
+use crate::store;
+use crate::train::{self, RunConfig, RunStatus, TrainConfig};
 use anyhow::{bail, Context, Result};
-use losses::LossConfig;
+use losses::{LossConfig, LOSS_KINDS};
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,6 @@ const TOP_KEYS: [&str; 11] = [
     "overrides",
     "loss_overrides",
 ];
-const LOSS_KINDS: [&str; 5] = ["triplet", "proxy_nca", "softmax_norm", "hard_triple", "soft_triple"];
 const OVERRIDE_KEYS: [&str; 4] = ["centers_per_class", "model", "train", "eval"];
 
 /// Recursively merges `over` into `base` (mappings merge key by key; anything else replaces).
@@ -350,6 +350,8 @@ pub struct SweepOptions {
     pub retry_failed: bool,
     /// Accept a sweep file that changed under an existing results folder.
     pub allow_changed: bool,
+    /// Write each run's test embeddings and labels (see [`crate::execute::embeddings_dir`]).
+    pub save_embeddings: bool,
 }
 
 /// What a sweep invocation did.
@@ -412,7 +414,13 @@ pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) ->
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default();
-        if old_ids != ids {
+        // A lock file of record schema 1 lists the ids of that schema: compare like with like,
+        // then rewrite it with today's ids.
+        let schema = old["schema_version"].as_u64().unwrap_or(1);
+        let v1_ids: Vec<String> = sweep.runs.iter().map(|r| store::run_id_v1(&r.config)).collect();
+        if schema < u64::from(store::RECORD_SCHEMA) && old_ids == v1_ids {
+            tracing::info!("{}: upgrading to record schema {}", lock.display(), store::RECORD_SCHEMA);
+        } else if old_ids != ids {
             let added = ids.iter().filter(|i| !old_ids.iter().any(|o| o == *i)).count();
             let removed = old_ids.iter().filter(|o| !ids.contains(&o.as_str())).count();
             if !opts.allow_changed {
@@ -426,9 +434,9 @@ pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) ->
             return Ok(());
         }
     }
-    let body =
-        serde_json::json!({"name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source});
-    store::write_atomic(&lock, serde_json::to_string_pretty(&body)?.as_bytes())
+    let body = serde_json::json!({"schema_version": store::RECORD_SCHEMA, "name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source});
+    crate::fsio::write_atomic(&lock, serde_json::to_string_pretty(&body)?.as_bytes())?;
+    Ok(())
 }
 
 /// Runs the shard's runs that have no record yet; each record is written as soon as it exists.
@@ -447,20 +455,23 @@ pub fn run_sweep(
     // file in flight): not records, safe to drop.
     if let Ok(entries) = std::fs::read_dir(&runs_dir) {
         for e in entries.flatten() {
-            if store::is_abandoned_temp(&e.path()) {
+            if crate::fsio::is_abandoned_temp(&e.path()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
+    let recorded: std::collections::HashMap<String, RunStatus> = if runs_dir.is_dir() {
+        store::read_records(&opts.results)?.into_iter().map(|r| (r.id, r.outcome.status)).collect()
+    } else {
+        Default::default()
+    };
     let todo: Vec<&PlannedRun> = mine
         .into_iter()
         .filter(|r| {
-            let path = runs_dir.join(store::record_file_name(&r.id, &r.slug));
-            let keep =
-                match std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok()) {
-                    None => true,
-                    Some(rec) => opts.retry_failed && rec.outcome.status != RunStatus::Finished,
-                };
+            let keep = match recorded.get(&r.id) {
+                None => true,
+                Some(status) => opts.retry_failed && *status != RunStatus::Finished,
+            };
             if !keep {
                 summary.skipped += 1;
             }
@@ -474,39 +485,13 @@ pub fn run_sweep(
             config.train.device = d.clone();
         }
         progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
-        let plan = CheckpointPlan {
-            path: opts.results.join("work").join(&run.id).join("checkpoint.ot"),
-            config_hash: run.id.clone(),
-        };
-        let outcome = match train::run(&config, Some(&plan), &|e| progress(SweepEvent::Run(e))) {
-            Ok(o) => o,
-            Err(e) => RunOutcome {
-                status: RunStatus::Failed,
-                metrics: None,
-                diagnostics: Default::default(),
-                train_seconds: 0.0,
-                eval_seconds: 0.0,
-                split_fingerprint: String::new(),
-                device: config.train.device.clone(),
-                error: Some(format!("{e:#}")),
-            },
-        };
-        match outcome.status {
+        let (record, _) = execute_run(&config, &opts.results, opts.save_embeddings, &|e| progress(SweepEvent::Run(e)))?;
+        let (status, error) = (record.outcome.status, record.outcome.error.clone());
+        match status {
             RunStatus::Finished => summary.finished += 1,
             RunStatus::Diverged => summary.diverged += 1,
             RunStatus::Failed => summary.failed += 1,
         }
-        let (status, error) = (outcome.status, outcome.error.clone());
-        let record = RunRecord {
-            id: run.id.clone(),
-            slug: run.slug.clone(),
-            provenance: Provenance::current(&outcome.device),
-            config: run.config.clone(),
-            outcome,
-            finished_at: store::now_rfc3339(),
-        };
-        store::write_record(&opts.results, &record)?;
-        let _ = std::fs::remove_dir_all(opts.results.join("work").join(&run.id));
         progress(SweepEvent::RunFinished { slug: run.slug.clone(), status, error });
     }
     Ok(summary)

@@ -1,7 +1,7 @@
 //! The records as one table (a row per run), built with polars and exported beside the records as
 //! `runs.csv` and `runs.parquet`.
 use crate::store::RunRecord;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ fn metric_names(records: &[RunRecord]) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
     records
         .iter()
-        .flat_map(|r| crate::report::metric_values(r).into_iter().map(|(k, _)| k))
+        .flat_map(|r| crate::analysis::metric_values(r).into_iter().map(|(k, _)| k))
         .filter(|k| seen.insert(k.clone()))
         .collect()
 }
@@ -59,7 +59,7 @@ pub fn dataframe(records: &[RunRecord]) -> PolarsResult<DataFrame> {
     for m in metric_names(records) {
         let values: Vec<Option<f64>> = records
             .iter()
-            .map(|r| crate::report::metric_values(r).into_iter().find(|(k, _)| *k == m).map(|(_, v)| v))
+            .map(|r| crate::analysis::metric_values(r).into_iter().find(|(k, _)| *k == m).map(|(_, v)| v))
             .collect();
         columns.push(col(&m, values));
     }
@@ -72,15 +72,14 @@ pub fn export(results_dir: &Path, records: &[RunRecord]) -> Result<(PathBuf, Pat
     let mut df = anyhow::Context::context(dataframe(records), "building the records table")?;
     let write = |name: &str, df: &mut DataFrame, csv: bool| -> Result<PathBuf> {
         let path = results_dir.join(name);
-        let tmp = results_dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        if csv {
-            CsvWriter::new(&mut f).finish(df)?;
-        } else {
-            ParquetWriter::new(&mut f).finish(df)?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+        crate::fsio::write_atomic_with(&path, |tmp| -> PolarsResult<()> {
+            let mut f = std::fs::File::create(tmp)?;
+            if csv {
+                CsvWriter::new(&mut f).finish(df)
+            } else {
+                ParquetWriter::new(&mut f).finish(df).map(|_| ())
+            }
+        })?;
         Ok(path)
     };
     let csv = write("runs.csv", &mut df, true)?;

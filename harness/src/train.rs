@@ -172,6 +172,22 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
+impl RunOutcome {
+    /// The outcome of a run that an error stopped before it could finish.
+    pub fn failed(device: &str, error: &str) -> Self {
+        Self {
+            status: RunStatus::Failed,
+            metrics: None,
+            diagnostics: Diagnostics::default(),
+            train_seconds: 0.0,
+            eval_seconds: 0.0,
+            split_fingerprint: String::new(),
+            device: device.into(),
+            error: Some(error.into()),
+        }
+    }
+}
+
 /// What a run reports while it works.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RunEvent {
@@ -189,20 +205,6 @@ pub enum RunEvent {
         /// The last epoch the checkpoint holds, from 1.
         epoch: u32,
     },
-}
-
-/// Parses `auto | cpu | cuda | cuda:N`, checking that CUDA exists when asked for.
-pub fn resolve_device(s: &str) -> Result<Device> {
-    let d = crate::cli::parse_device(s)?;
-    if let Device::Cuda(i) = d {
-        if !tch::Cuda::is_available() {
-            bail!("device `{s}`: libtorch sees no CUDA device (run `harness doctor`)");
-        }
-        if (i as i64) >= tch::Cuda::device_count() {
-            bail!("device `{s}`: there are only {} CUDA devices", tch::Cuda::device_count());
-        }
-    }
-    Ok(d)
 }
 
 enum Split {
@@ -275,8 +277,8 @@ fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<LoadedData> {
                 test: Split::Memory { x: vx, y: vy },
             })
         }
-        _ => {
-            let list = cfg.image_list().expect("image data set")?;
+        DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
+            let list = cfg.image_list().context("an image data set lists its images")??;
             let fingerprint = list.fingerprint();
             let source = |items: &[crate::data::ImageItem], is_train: bool| ImageSource {
                 paths: items.iter().map(|i| list.root.join(&i.path)).collect(),
@@ -318,7 +320,18 @@ pub struct CheckpointPlan {
 
 /// Trains and evaluates one run. Errors in set-up are returned; a diverged loss is an outcome.
 pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> Result<RunOutcome> {
-    let device = resolve_device(&config.train.device)?;
+    run_with(config, checkpoint, None, progress)
+}
+
+/// [`run`], also writing the test split's embeddings and labels as `embeddings.npy` and
+/// `labels.npy` into `save_embeddings` (the folder `harness eval --run` reads).
+pub fn run_with(
+    config: &RunConfig,
+    checkpoint: Option<&CheckpointPlan>,
+    save_embeddings: Option<&Path>,
+    progress: &dyn Fn(RunEvent),
+) -> Result<RunOutcome> {
+    let device = crate::device::resolve_device(&config.train.device)?;
     let t = &config.train;
     if t.batch_size < 2 {
         bail!("train.batch_size must be at least 2, got {}", t.batch_size);
@@ -328,11 +341,14 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
     let mut vs = nn::VarStore::new(device);
     let model = EmbeddingModel::build(&config.model, &mut vs, "backbone", "head", config.dim, data.input_dim)?;
     let loss = config.loss.build(&vs.root().sub("loss"), data.num_classes, config.dim)?;
-    let mut groups: Vec<ParamGroup> = [("backbone", t.lr.backbone), ("head", t.lr.head), ("loss", t.lr.centers)]
+    // Groups named as `train.lr` names them; each takes the variables under its path in the store.
+    let groups =
+        [("backbone", "backbone", t.lr.backbone), ("head", "head", t.lr.head), ("centers", "loss", t.lr.centers)];
+    let mut groups: Vec<ParamGroup> = groups
         .into_iter()
-        .map(|(name, lr)| {
+        .map(|(name, path, lr)| {
             let mut vars: Vec<(String, Tensor)> =
-                vs.variables().into_iter().filter(|(k, _)| k.starts_with(&format!("{name}."))).collect();
+                vs.variables().into_iter().filter(|(k, _)| k.starts_with(&format!("{path}."))).collect();
             vars.sort_by(|a, b| a.0.cmp(&b.0));
             ParamGroup {
                 name: name.into(),
@@ -349,7 +365,7 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
     let mut diag = Diagnostics::default();
     let mut start_epoch = 0;
     if let Some(plan) = checkpoint {
-        if let Some((epoch, d)) = load_checkpoint(plan, &mut vs, &mut opt)? {
+        if let Some((epoch, d)) = load_checkpoint(plan, &vs, &mut opt)? {
             start_epoch = epoch + 1;
             diag = d;
             diag.resumed_from_epoch = Some(epoch);
@@ -466,13 +482,10 @@ pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &d
         return Ok(outcome);
     }
     let eval_start = Instant::now();
-    let (emb, mut labels) = embed_test(&model, &data.test, device, t)?;
-    if crate::regress::injected_fault().as_deref() == Some("misordered_test_labels") {
-        // Test-only: test labels read in another order than the images, the loader bug the
-        // regression check must catch.
-        let mut order: Vec<i64> = (0..labels.size()[0]).collect();
-        crate::data::sampler::shuffle(&mut order, &mut crate::data::synthetic::SplitMix64(config.seed ^ 0xFA17));
-        labels = labels.index_select(0, &Tensor::from_slice(&order).to_device(labels.device()));
+    let (emb, labels) = embed_test(&model, &data.test, device, t)?;
+    if let Some(dir) = save_embeddings {
+        crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(Kind::Float))?;
+        crate::npy::write(&dir.join("labels.npy"), &labels)?;
     }
     outcome.metrics = Some(evaluate(&emb, &labels, &config.eval)?);
     outcome.eval_seconds = eval_start.elapsed().as_secs_f64();
@@ -509,48 +522,57 @@ fn save_checkpoint(
     epoch: u32,
     diag: &Diagnostics,
 ) -> Result<()> {
-    if let Some(dir) = plan.path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    // Every named tensor of the store, BatchNorm running statistics included.
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (format!("var.{k}"), v)).collect();
-    // BatchNorm running statistics are buffers, not variables: include every named tensor of the store.
-    for (k, v) in vs.variables_.lock().unwrap().named_variables.iter() {
-        if !named.iter().any(|(n, _)| n == &format!("var.{k}")) {
-            named.push((format!("var.{k}"), v.shallow_clone()));
-        }
-    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
     named.extend(opt.state());
-    named.push(("meta.epoch".into(), Tensor::from_slice(&[epoch as i64])));
-    let tmp = plan.path.with_extension("tmp");
-    Tensor::save_multi(&named.iter().map(|(k, v)| (k.as_str(), v)).collect::<Vec<_>>(), &tmp)?;
-    let meta = serde_json::json!({"config_hash": plan.config_hash, "epoch": epoch, "diagnostics": diag});
-    let meta_path = plan.path.with_extension("json");
-    crate::store::write_atomic(&meta_path, serde_json::to_string_pretty(&meta)?.as_bytes())?;
-    std::fs::rename(&tmp, &plan.path)?;
+    // One file holds everything, metadata included: a kill leaves the old checkpoint or the new one.
+    let meta = CheckpointMeta { config_hash: plan.config_hash.clone(), epoch, diagnostics: diag.clone() };
+    named.push(("meta.json".into(), Tensor::from_slice(&serde_json::to_vec(&meta)?)));
+    let tensors: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    crate::fsio::write_atomic_with(&plan.path, |tmp| Tensor::save_multi(&tensors, tmp))?;
     Ok(())
 }
 
+/// What a checkpoint holds besides tensors.
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointMeta {
+    config_hash: String,
+    epoch: u32,
+    diagnostics: Diagnostics,
+}
+
+/// The checkpoint's epoch and diagnostics after loading its tensors, or `None` to start afresh:
+/// no checkpoint, another run's, or one that cannot be read (discarded with a warning naming it).
 fn load_checkpoint(
     plan: &CheckpointPlan,
-    vs: &mut nn::VarStore,
+    vs: &nn::VarStore,
     opt: &mut Optimizer,
 ) -> Result<Option<(u32, Diagnostics)>> {
-    let meta_path = plan.path.with_extension("json");
-    if !plan.path.is_file() || !meta_path.is_file() {
+    if !plan.path.is_file() {
         return Ok(None);
     }
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path)?)?;
-    if meta["config_hash"].as_str() != Some(plan.config_hash.as_str()) {
+    let discard = |why: String| {
+        tracing::warn!("{}: {why}; discarding it and training this run from the start", plan.path.display());
+        Ok(None)
+    };
+    let named: std::collections::HashMap<String, Tensor> = match Tensor::load_multi_with_device(&plan.path, vs.device())
+    {
+        Ok(v) => v.into_iter().collect(),
+        Err(e) => return discard(format!("unreadable checkpoint ({})", e.to_string().lines().next().unwrap_or(""))),
+    };
+    let meta = named.get("meta.json").map(|t| Vec::<u8>::try_from(t).map(|b| serde_json::from_slice(&b)));
+    let meta: CheckpointMeta = match meta {
+        Some(Ok(Ok(m))) => m,
+        _ => return discard("checkpoint without readable metadata (an older harness wrote it?)".into()),
+    };
+    if meta.config_hash != plan.config_hash {
         return Ok(None);
     }
-    let named: std::collections::HashMap<String, Tensor> =
-        Tensor::load_multi_with_device(&plan.path, vs.device())?.into_iter().collect();
-    let epoch = i64::try_from(named.get("meta.epoch").context("checkpoint lacks meta.epoch")?)? as u32;
-    for (k, v) in vs.variables_.lock().unwrap().named_variables.iter_mut() {
+    for (k, mut v) in vs.variables() {
         let saved = named.get(&format!("var.{k}")).with_context(|| format!("checkpoint lacks variable {k}"))?;
         tch::no_grad(|| v.copy_(saved));
     }
     opt.load_state(&named).map_err(anyhow::Error::msg)?;
-    let diag: Diagnostics = serde_json::from_value(meta["diagnostics"].clone())?;
-    Ok(Some((epoch, diag)))
+    Ok(Some((meta.epoch, meta.diagnostics)))
 }

@@ -237,12 +237,14 @@ fn bn_inception_weights_load_from_safetensors_by_the_ports_names_and_bad_files_a
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Checks a converted weights file (bench/weights/convert_bn_inception.py) when
-/// `HARNESS_BN_INCEPTION_WEIGHTS` names one that was made from the fixture's formula weights
-/// (`convert_bn_inception.py --selftest`); skipped otherwise.
+/// Checks a converted weights file (bench/weights/convert_bn_inception.py) made from the fixture's
+/// formula weights (`convert_bn_inception.py --selftest`). Run on purpose with
+/// `HARNESS_BN_INCEPTION_WEIGHTS=FILE cargo test -p harness --test models -- --ignored`.
 #[test]
+#[ignore = "needs HARNESS_BN_INCEPTION_WEIGHTS: a file written by convert_bn_inception.py --selftest"]
 fn converted_formula_weights_reproduce_the_fixture_features() {
-    let Ok(path) = std::env::var("HARNESS_BN_INCEPTION_WEIGHTS") else { return };
+    let path = std::env::var("HARNESS_BN_INCEPTION_WEIGHTS")
+        .expect("HARNESS_BN_INCEPTION_WEIGHTS must name the file convert_bn_inception.py --selftest wrote");
     let fx = bn_fixture();
     let (_, m) = bn_inception(Some(path.into()));
     let eval = tch::no_grad(|| m.features(&fixture_input(&fx), false));

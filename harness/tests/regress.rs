@@ -1,34 +1,58 @@
-//! `harness regress` as CI uses it: a rerun of the baseline's sweep passes; a deliberately broken
-//! change fails with a table; results from another data split are refused.
+//! `harness regress` as CI uses it: a rerun of the baseline's sweep passes; a broken change fails
+//! with a table naming the cells; results from another data split are refused. The broken change
+//! comes in through real input: a test-labels file in another order than its features (the loader
+//! bug the check must catch), with the same paths and the same features, so nothing but the
+//! metrics can give it away.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SWEEP: &str = r#"
 name: regress-test
 data:
-  - {kind: synthetic, classes: 12, modes_per_class: 2, images_per_mode: 4, resolution: 16, seed: 4, noise: 0.5, jitter: 0.15}
+  - {kind: features, train_features: DIR/train_x.npy, train_labels: DIR/train_y.npy, test_features: DIR/test_x.npy, test_labels: DIR/test_y.npy}
 losses:
   - {kind: softmax_norm}
   - {kind: soft_triple, centers_per_class: 2}
 dims: [16]
 seeds: [0, 1, 2]
-model: {backbone: {kind: small_cnn, channels: [8, 16]}}
-train: {device: cpu, epochs: 6, batch_size: 16, sampler: {kind: class_balanced, m: 4}, lr: {backbone: 0.005, head: 0.005}}
+model: {backbone: {kind: none}}
+train: {device: cpu, epochs: 4, batch_size: 24, sampler: {kind: class_balanced, m: 4}, lr: {backbone: 0.01, head: 0.01}}
 eval: {recall_at: [1, 2], kmeans_restarts: 1}
 "#;
 
-fn sweep(dir: &Path, results: &str, fault: Option<&str>) -> PathBuf {
-    let file = dir.join("sweep.yaml");
-    std::fs::write(&file, SWEEP).unwrap();
-    let out = dir.join(results);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-    cmd.args(["sweep"]).arg(&file).arg("--results").arg(&out);
-    if let Some(f) = fault {
-        cmd.env("HARNESS_INJECT_FAULT", f);
+/// Gaussian classes in 24 dimensions: 12 training and 12 other test classes of 10 vectors each.
+fn write_features(dir: &Path) {
+    tch::manual_seed(11);
+    for (split, classes) in [("train", 0..12i64), ("test", 12..24i64)] {
+        let n = classes.clone().count() as i64 * 10;
+        let labels: Vec<i64> = classes.flat_map(|c| std::iter::repeat_n(c, 10)).collect();
+        let labels = tch::Tensor::from_slice(&labels);
+        let means = tch::Tensor::randn([24, 24], (tch::Kind::Float, tch::Device::Cpu)) * 1.5;
+        let noise = tch::Tensor::randn([n, 24], (tch::Kind::Float, tch::Device::Cpu));
+        let x = means.index_select(0, &labels) + noise;
+        harness::npy::write(&dir.join(format!("{split}_x.npy")), &x).unwrap();
+        harness::npy::write(&dir.join(format!("{split}_y.npy")), &labels).unwrap();
     }
-    let o = cmd.output().unwrap();
+}
+
+fn sweep(dir: &Path, results: &str) -> PathBuf {
+    let file = dir.join("sweep.yaml");
+    std::fs::write(&file, SWEEP.replace("DIR", &dir.display().to_string())).unwrap();
+    let out = dir.join(results);
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["sweep"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     out
+}
+
+/// The regressions section of a check's report (empty when there is none).
+fn regressions_section(text: &str) -> &str {
+    text.split("## Regressions").nth(1).map_or("", |rest| rest.split("\n## ").next().unwrap_or(""))
 }
 
 fn regress(baseline: &Path, current: &Path) -> (bool, String) {
@@ -47,18 +71,33 @@ fn rerun_passes_broken_change_fails_other_split_is_refused() {
     let dir = std::env::temp_dir().join(format!("harness-regress-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let baseline = sweep(&dir, "baseline", None);
+    write_features(&dir);
+    let baseline = sweep(&dir, "baseline");
 
-    let rerun = sweep(&dir, "rerun", None);
+    let rerun = sweep(&dir, "rerun");
     let (ok, text) = regress(&baseline, &rerun);
     assert!(ok, "an honest rerun must pass:\n{text}");
     assert!(text.contains("PASS") && text.contains("0 regressions"), "{text}");
+    assert!(regressions_section(&text).is_empty(), "{text}");
 
-    let broken = sweep(&dir, "broken", Some("misordered_test_labels"));
+    // Test labels read in another order than the features: every cell must regress.
+    let labels = dir.join("test_y.npy");
+    let honest = std::fs::read(&labels).unwrap();
+    let y = harness::npy::read_labels(&labels).unwrap();
+    let order: Vec<i64> = (0..y.size()[0]).map(|i| (i * 7) % y.size()[0]).collect();
+    harness::npy::write(&labels, &y.index_select(0, &tch::Tensor::from_slice(&order))).unwrap();
+    let broken = sweep(&dir, "broken");
+    std::fs::write(&labels, honest).unwrap();
     let (ok, text) = regress(&baseline, &broken);
     assert!(!ok, "test labels out of order must fail the check:\n{text}");
-    assert!(text.contains("## Regressions") && text.contains("**regression**"), "{text}");
-    assert!(text.contains("synthetic d16 SoftTriple K=2") || text.contains("synthetic d16 Softmax_norm"), "{text}");
+    let section = regressions_section(&text);
+    for cell in ["features d16 Softmax_norm", "features d16 SoftTriple K=2"] {
+        let listed = section.lines().any(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            cols.len() > 2 && cols[1] == cell && cols[2] == "R@1"
+        });
+        assert!(listed, "{cell} R@1 not among the regressions:\n{text}");
+    }
 
     // The same configs over a changed data split: refused, never compared.
     let moved = dir.join("moved");
@@ -66,7 +105,7 @@ fn rerun_passes_broken_change_fails_other_split_is_refused() {
     for e in std::fs::read_dir(moved.join("runs")).unwrap() {
         let p = e.unwrap().path();
         let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        v["outcome"]["split_fingerprint"] = serde_json::json!("synthetic-0000000000000000");
+        v["outcome"]["split_fingerprint"] = serde_json::json!("features-0000000000000000");
         std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
     }
     let (ok, text) = regress(&baseline, &moved);

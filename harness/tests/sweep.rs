@@ -63,10 +63,14 @@ fn expansion_count_order_and_golden_ids() {
             "synthetic-softtriple-k2-d16-s1",
         ]
     );
-    // Ids are SHA-256 of the canonical config: the same on every machine and every run.
+    // Ids are SHA-256 of the canonical identity form: the same on every machine and every run.
     let ids: Vec<&str> = s.runs.iter().map(|r| r.id.as_str()).collect();
     let golden: Vec<&str> = include_str!("fixtures/tiny_sweep_ids.txt").lines().collect();
     assert_eq!(ids, golden);
+    // Record schema 1's ids (every field hashed), by which old results folders are recognised.
+    let v1: Vec<String> = s.runs.iter().map(|r| harness::store::run_id_v1(&r.config)).collect();
+    let golden_v1: Vec<&str> = include_str!("fixtures/tiny_sweep_ids_v1.txt").lines().collect();
+    assert_eq!(v1, golden_v1);
 }
 
 #[test]
@@ -207,10 +211,40 @@ fn two_shards_into_one_folder_make_the_whole_sweep_and_a_changed_sweep_is_refuse
 }
 
 #[test]
-fn shard_and_slurm_array_parsing() {
+fn shard_parsing() {
     assert_eq!(harness::sweep::parse_shard("1/4").unwrap(), (1, 4));
     assert!(harness::sweep::parse_shard("4/4").is_err());
     assert!(harness::sweep::parse_shard("x").is_err());
+}
+
+/// A sweep inside a Slurm job array takes its shard from the array's variables (a 1-based array
+/// here: task 2 of 2 is shard 1/2), in a child process so no other test sees the variables.
+#[test]
+fn a_sweep_in_a_slurm_array_runs_its_task_s_shard() {
+    let dir = tmp("slurm-array");
+    let file = write_sweep(&dir, TINY);
+    let sweep = |id: &str, results: &str| {
+        harness()
+            .args(["sweep"])
+            .arg(&file)
+            .arg("--results")
+            .arg(dir.join(results))
+            .envs([("SLURM_ARRAY_TASK_ID", id), ("SLURM_ARRAY_TASK_COUNT", "2"), ("SLURM_ARRAY_TASK_MIN", "1")])
+            .output()
+            .unwrap()
+    };
+    let out = sweep("2", "results");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut ids: Vec<String> =
+        harness::store::read_records(&dir.join("results")).unwrap().into_iter().map(|r| r.id).collect();
+    let mut want: Vec<String> = Sweep::parse(TINY).unwrap().runs.into_iter().skip(1).step_by(2).map(|r| r.id).collect();
+    ids.sort();
+    want.sort();
+    assert_eq!(ids, want, "task 2 of a 1-based array of 2 runs runs 1, 3 and 5");
+    let out = sweep("3", "none");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shard `2/2`: needs 0 <= i < n"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -244,7 +278,7 @@ fn the_records_table_round_trips_through_parquet_and_csv() {
     let r1 = df.column("R@1").unwrap().f64().unwrap().clone();
     assert_eq!(r1.null_count(), 1, "the diverged run has no metrics");
     let first = records.iter().position(|r| r.outcome.metrics.is_some()).unwrap();
-    let want = harness::report::metric_values(&records[first]).into_iter().find(|(k, _)| k == "R@1").unwrap().1;
+    let want = harness::analysis::metric_values(&records[first]).into_iter().find(|(k, _)| k == "R@1").unwrap().1;
     assert_eq!(r1.get(first), Some(want));
 
     let out = tmp("table");

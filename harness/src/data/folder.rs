@@ -3,7 +3,8 @@
 use super::{DataError, ImageItem, ImageList};
 use std::path::Path;
 
-const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "JPEG"];
+/// Image file endings, matched without regard to case (`.JPG` and `.Png` count).
+const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
 /// Lists `root/<class>/<image>` and splits the sorted classes in two halves.
 pub fn load(root: &Path) -> Result<ImageList, DataError> {
@@ -35,7 +36,10 @@ pub fn load(root: &Path) -> Result<ImageList, DataError> {
             .map_err(|_| missing())?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().to_string())
-            .filter(|f| IMAGE_EXTENSIONS.iter().any(|x| f.ends_with(&format!(".{x}"))))
+            .filter(|f| {
+                let ext = Path::new(f).extension().map(|x| x.to_string_lossy().to_lowercase()).unwrap_or_default();
+                IMAGE_EXTENSIONS.contains(&ext.as_str())
+            })
             .collect();
         files.sort();
         for f in files {

@@ -83,7 +83,7 @@ pub enum DatasetConfig {
     /// Stanford Online Products.
     Sop(ImageDataset),
     /// A generic folder `root/<class>/<image>`.
-    Folder(ImageDataset),
+    Folder(FolderDataset),
     /// Precomputed backbone features (train only an embedding head).
     Features(FeaturesDataset),
 }
@@ -97,6 +97,14 @@ pub struct ImageDataset {
     /// A deliberately partial copy: skip the standard count assertion.
     #[serde(default)]
     pub subset: bool,
+}
+
+/// Settings of a generic image folder (it has no standard size, so no `subset`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderDataset {
+    /// Folder holding one sub-folder per class.
+    pub root: PathBuf,
 }
 
 /// Settings of precomputed features (`.npy`, float32 N × d and int64 N, per split).
@@ -133,7 +141,7 @@ impl DatasetConfig {
             DatasetConfig::Cars196(d) => cars196::load(&d.root, d.subset),
             DatasetConfig::Sop(d) => sop::load(&d.root, d.subset),
             DatasetConfig::Folder(d) => folder::load(&d.root),
-            _ => return None,
+            DatasetConfig::Synthetic(_) | DatasetConfig::Features(_) => return None,
         })
     }
 }
