@@ -1,0 +1,190 @@
+//! One run: data → model → loss → optimiser → evaluation once after training (no test-set model
+//! selection) → an outcome for the record. Checkpoints at the end of each epoch let a killed run
+//! resume exactly where it stopped.
+mod splits;
+mod trainer;
+
+pub use crate::config::{LearningRates, RunConfig, TrainConfig};
+use crate::eval::{evaluate, EvalReport};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Kind;
+use trainer::{EpochEnd, Trainer};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Trained and evaluated.
+    Finished,
+    /// The loss became NaN or infinite.
+    Diverged,
+    /// An error stopped it.
+    Failed,
+}
+
+/// Loss-curve summary and centre diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Mean loss of each epoch.
+    pub epoch_loss: Vec<f64>,
+    /// Mean regularizer term of each epoch (SoftTriple with τ > 0).
+    pub epoch_regularizer: Vec<f64>,
+    /// Loss of the first step.
+    pub first_loss: Option<f64>,
+    /// Mean loss of the last epoch.
+    pub last_loss: Option<f64>,
+    /// Mean effective centres per class after training (centre-based losses).
+    pub effective_centers_per_class: Option<f64>,
+    /// Threshold used for that count.
+    pub effective_centers_threshold: Option<f64>,
+    /// Steps taken.
+    pub steps: u64,
+    /// Step at which the loss became non-finite.
+    pub diverged_at_step: Option<u64>,
+    /// Images skipped under `on_bad_image: skip`.
+    pub skipped_images: usize,
+    /// Whether the run resumed from a checkpoint.
+    pub resumed_from_epoch: Option<u32>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// How it ended.
+    pub status: RunStatus,
+    /// Test metrics (finished runs).
+    pub metrics: Option<EvalReport>,
+    /// Curves and centre diagnostics.
+    pub diagnostics: Diagnostics,
+    /// Seconds spent training.
+    pub train_seconds: f64,
+    /// Seconds spent evaluating.
+    pub eval_seconds: f64,
+    /// Fingerprint of the data split.
+    pub split_fingerprint: String,
+    /// Device it ran on.
+    pub device: String,
+    /// Error message of a failed run.
+    pub error: Option<String>,
+}
+
+impl RunOutcome {
+    /// The outcome of a run that an error stopped before it could finish.
+    pub fn failed(device: &str, error: &str) -> Self {
+        Self {
+            status: RunStatus::Failed,
+            metrics: None,
+            diagnostics: Diagnostics::default(),
+            train_seconds: 0.0,
+            eval_seconds: 0.0,
+            split_fingerprint: String::new(),
+            device: device.into(),
+            error: Some(error.into()),
+        }
+    }
+}
+
+/// What a run reports while it works.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunEvent {
+    /// An epoch ended with this mean loss (`epoch` counts from 1).
+    Epoch {
+        /// The epoch just finished, from 1.
+        epoch: u32,
+        /// Epochs of the run.
+        epochs: u32,
+        /// Its mean loss.
+        loss: f64,
+    },
+    /// The run resumed after this epoch (from 1) from its checkpoint.
+    Resumed {
+        /// The last epoch the checkpoint holds, from 1.
+        epoch: u32,
+    },
+}
+
+/// Where a run keeps its checkpoint, and whether it may resume from it.
+#[derive(Debug, Clone)]
+pub struct CheckpointPlan {
+    /// The checkpoint file (written atomically at the end of each epoch).
+    pub path: PathBuf,
+    /// Hash of the run's config; a checkpoint of another config is not resumed from.
+    pub config_hash: String,
+}
+
+/// Trains and evaluates one run. Errors in set-up are returned; a diverged loss is an outcome.
+pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> Result<RunOutcome> {
+    run_with(config, checkpoint, None, progress)
+}
+
+/// [`run`], also writing the test split's embeddings and labels as `embeddings.npy` and
+/// `labels.npy` into `save_embeddings` (the folder `harness eval --run` reads).
+pub fn run_with(
+    config: &RunConfig,
+    checkpoint: Option<&CheckpointPlan>,
+    save_embeddings: Option<&Path>,
+    progress: &dyn Fn(RunEvent),
+) -> Result<RunOutcome> {
+    let device = crate::device::resolve_device(&config.train.device)?;
+    let t = &config.train;
+    if t.batch_size < 2 {
+        anyhow::bail!("train.batch_size must be at least 2, got {}", t.batch_size);
+    }
+    let data =
+        splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;
+    let mut trainer = Trainer::build(config, device, data.num_classes, data.input_dim)?;
+    let train_labels = data.train.labels();
+    let mut diag = Diagnostics::default();
+    let mut start_epoch = 0;
+    if let Some((epoch, d)) = checkpoint.map(|p| trainer.restore(p)).transpose()?.flatten() {
+        (start_epoch, diag) = (epoch + 1, d);
+        diag.resumed_from_epoch = Some(epoch);
+        progress(RunEvent::Resumed { epoch: epoch + 1 });
+    }
+    let started = Instant::now();
+    let mut status = RunStatus::Finished;
+    for epoch in start_epoch..t.epochs {
+        if let EpochEnd::Diverged = trainer.epoch(&data.train, &train_labels, epoch, &mut diag)? {
+            status = RunStatus::Diverged;
+            break;
+        }
+        progress(RunEvent::Epoch { epoch: epoch + 1, epochs: t.epochs, loss: diag.last_loss.unwrap_or(f64::NAN) });
+        if let Some(plan) = checkpoint {
+            trainer.save(plan, epoch, &diag)?;
+        }
+        if t.max_steps.is_some_and(|m| diag.steps >= m) {
+            break;
+        }
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+    if let Some(eff) = trainer.loss.effective_centers(losses::MERGED_CENTER_COSINE) {
+        let eff = eff?;
+        diag.effective_centers_per_class = Some(eff.mean());
+        diag.effective_centers_threshold = Some(eff.threshold);
+    }
+    let mut outcome = RunOutcome {
+        status,
+        metrics: None,
+        diagnostics: diag,
+        train_seconds,
+        eval_seconds: 0.0,
+        split_fingerprint: data.fingerprint.clone(),
+        device: format!("{device:?}"),
+        error: None,
+    };
+    if status == RunStatus::Diverged {
+        return Ok(outcome);
+    }
+    let eval_start = Instant::now();
+    let (emb, labels) = splits::embed_test(&trainer.model, &data.test, device, t)?;
+    if let Some(dir) = save_embeddings {
+        crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(Kind::Float))?;
+        crate::npy::write(&dir.join("labels.npy"), &labels)?;
+    }
+    outcome.metrics = Some(evaluate(&emb, &labels, &config.eval)?);
+    outcome.eval_seconds = eval_start.elapsed().as_secs_f64();
+    Ok(outcome)
+}

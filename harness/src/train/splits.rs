@@ -1,0 +1,170 @@
+//! A run's data as training and test splits: in memory (synthetic images, precomputed features) or
+//! read from image files by worker threads; one batch iterator over either kind.
+use crate::config::TrainConfig;
+use crate::data::pipeline::{BatchStream, ImageSource};
+use crate::data::{reindex, synthetic, DatasetConfig, FeaturesDataset, ImageItem};
+use crate::model::EmbeddingModel;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// One split of a data set.
+pub(super) enum Split {
+    /// Inputs and labels held in memory.
+    Memory { x: Tensor, y: Tensor },
+    /// Image files decoded and transformed batch by batch.
+    Images(Arc<ImageSource>),
+}
+
+/// A batch for one step: inputs, labels, and how many images of it were skipped as unreadable.
+pub(super) struct TrainBatch {
+    pub x: Tensor,
+    pub y: Tensor,
+    pub skipped: usize,
+}
+
+impl Split {
+    /// Labels in split order (0..C).
+    pub fn labels(&self) -> Vec<i64> {
+        match self {
+            Split::Memory { y, .. } => Vec::<i64>::try_from(y).unwrap_or_default(),
+            Split::Images(s) => s.labels.clone(),
+        }
+    }
+
+    /// The batches of one epoch, in order, whatever the split holds.
+    pub fn batches<'a>(
+        &'a self,
+        batches: Vec<Vec<usize>>,
+        workers: usize,
+        seed: u64,
+        epoch: u64,
+    ) -> Box<dyn Iterator<Item = Result<TrainBatch>> + 'a> {
+        match self {
+            Split::Memory { x, y } => Box::new(batches.into_iter().map(move |b| {
+                let idx = Tensor::from_slice(&b.iter().map(|&i| i as i64).collect::<Vec<_>>());
+                Ok(TrainBatch { x: x.index_select(0, &idx), y: y.index_select(0, &idx), skipped: 0 })
+            })),
+            Split::Images(src) => {
+                Box::new(BatchStream::start(src.clone(), batches, workers, 2, seed, epoch).map(|b| {
+                    let b = b?;
+                    Ok(TrainBatch { x: b.images, y: b.labels, skipped: b.skipped.len() })
+                }))
+            }
+        }
+    }
+}
+
+/// Both splits of a run's data set, with what the model and loss need to know of it.
+pub(super) struct LoadedData {
+    pub train: Split,
+    pub test: Split,
+    pub num_classes: i64,
+    /// Input size of precomputed features (the model then has no backbone).
+    pub input_dim: Option<i64>,
+    pub fingerprint: String,
+}
+
+/// Loads (or generates) the data set of a run.
+pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<LoadedData> {
+    match cfg {
+        DatasetConfig::Synthetic(s) => {
+            let (a, b) = (synthetic::generate(s, false), synthetic::generate(s, true));
+            let mut names: Vec<String> = a
+                .names
+                .iter()
+                .map(|n| format!("train\t{n}"))
+                .chain(b.names.iter().map(|n| format!("test\t{n}")))
+                .collect();
+            names.sort();
+            Ok(LoadedData {
+                fingerprint: format!("synthetic-{}", crate::data::fingerprint_lines(&names)),
+                num_classes: s.classes,
+                input_dim: None,
+                train: Split::Memory { x: a.images, y: a.labels },
+                test: Split::Memory { x: b.images, y: b.labels },
+            })
+        }
+        DatasetConfig::Features(f) => load_features(f),
+        DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
+            let list = cfg.image_list().context("an image data set lists its images")??;
+            let source = |items: &[ImageItem], is_train: bool| ImageSource {
+                paths: items.iter().map(|i| list.root.join(&i.path)).collect(),
+                labels: reindex(items),
+                transform: train.transform.clone(),
+                train: is_train,
+                on_bad_image: train.on_bad_image,
+            };
+            Ok(LoadedData {
+                train: Split::Images(Arc::new(source(&list.train, true))),
+                test: Split::Images(Arc::new(source(&list.test, false))),
+                num_classes: crate::data::class_count(&list.train) as i64,
+                input_dim: None,
+                fingerprint: list.fingerprint(),
+            })
+        }
+    }
+}
+
+fn load_features(f: &FeaturesDataset) -> Result<LoadedData> {
+    let load = |x: &Path, y: &Path| -> Result<(Tensor, Tensor)> {
+        let xs = crate::npy::read_embeddings(x)?;
+        let ys = crate::npy::read_labels(y)?;
+        if xs.size()[0] != ys.size()[0] {
+            bail!("{} has {} rows but {} has {} labels", x.display(), xs.size()[0], y.display(), ys.size()[0]);
+        }
+        let items: Vec<ImageItem> =
+            Vec::<i64>::try_from(&ys)?.into_iter().map(|c| ImageItem { path: PathBuf::new(), class: c }).collect();
+        Ok((xs, Tensor::from_slice(&reindex(&items))))
+    };
+    let (tx, ty) = load(&f.train_features, &f.train_labels)?;
+    let (vx, vy) = load(&f.test_features, &f.test_labels)?;
+    if tx.size()[1] != vx.size()[1] {
+        bail!("train features have {} columns, test features {}", tx.size()[1], vx.size()[1]);
+    }
+    let num_classes = i64::try_from(ty.max())? + 1;
+    let mut h = sha2_hex(&tx);
+    h.push_str(&sha2_hex(&vx));
+    Ok(LoadedData {
+        fingerprint: format!("features-{}", &h[..16]),
+        num_classes,
+        input_dim: Some(tx.size()[1]),
+        train: Split::Memory { x: tx, y: ty },
+        test: Split::Memory { x: vx, y: vy },
+    })
+}
+
+fn sha2_hex(t: &Tensor) -> String {
+    use sha2::{Digest, Sha256};
+    let v = Vec::<f32>::try_from(t.view([-1])).unwrap_or_default();
+    let mut h = Sha256::new();
+    for x in v {
+        h.update(x.to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Embeds the test split in order, in evaluation mode; returns embeddings and labels on `device`.
+pub(super) fn embed_test(
+    model: &EmbeddingModel,
+    test: &Split,
+    device: Device,
+    t: &TrainConfig,
+) -> Result<(Tensor, Tensor)> {
+    let n = test.labels().len();
+    let chunk = match test {
+        Split::Memory { .. } => 256,
+        Split::Images(_) => t.batch_size.max(1) * 2,
+    };
+    let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(chunk).map(<[usize]>::to_vec).collect();
+    tch::no_grad(|| {
+        let (mut embs, mut labels) = (vec![], vec![]);
+        for b in test.batches(batches, t.workers, 0, 0) {
+            let b = b?;
+            embs.push(model.forward(&b.x.to_device(device), false));
+            labels.push(b.y.to_device(device));
+        }
+        Ok((Tensor::cat(&embs, 0), Tensor::cat(&labels, 0)))
+    })
+}
