@@ -108,3 +108,119 @@ pub struct RunConfig {
     #[serde(default)]
     pub eval: EvalConfig,
 }
+
+/// A sweep file as written (configs/README.md): the axes, the shared `model`/`train`/`eval`
+/// sections, and their overrides per data set and per loss kind. Axis items and sections stay
+/// YAML here; [`crate::sweep::Sweep::parse`] resolves each into its typed config, so that every
+/// problem of a file is reported together with its key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SweepFile {
+    /// Names the default results folder `results/<name>`.
+    #[serde(default = "default_sweep_name")]
+    pub name: String,
+    /// Data sets (a list of data configs).
+    pub data: Option<Vec<serde_yaml::Value>>,
+    /// Losses (a list of loss configs).
+    pub losses: Option<Vec<serde_yaml::Value>>,
+    /// Embedding sizes.
+    pub dims: Option<Vec<serde_yaml::Value>>,
+    /// K values applied to the multi-centre losses.
+    pub centers_per_class: Option<Vec<serde_yaml::Value>>,
+    /// Seeds.
+    pub seeds: Option<Vec<serde_yaml::Value>>,
+    /// Model settings shared by every run.
+    #[serde(default)]
+    pub model: serde_yaml::Mapping,
+    /// Training settings shared by every run.
+    #[serde(default)]
+    pub train: serde_yaml::Mapping,
+    /// Evaluation settings shared by every run.
+    #[serde(default)]
+    pub eval: serde_yaml::Mapping,
+    /// Settings per data set kind, merged over the shared ones.
+    #[serde(default)]
+    pub overrides: std::collections::BTreeMap<String, DataOverrides>,
+    /// Settings per loss kind, merged last.
+    #[serde(default)]
+    pub loss_overrides: std::collections::BTreeMap<String, LossOverrides>,
+}
+
+fn default_sweep_name() -> String {
+    "sweep".into()
+}
+
+impl SweepFile {
+    /// The keys of a sweep file, for messages.
+    pub const KEYS: [&str; 11] = [
+        "name",
+        "data",
+        "losses",
+        "dims",
+        "centers_per_class",
+        "seeds",
+        "model",
+        "train",
+        "eval",
+        "overrides",
+        "loss_overrides",
+    ];
+
+    /// Reads the YAML structure; every key it does not know is returned by its path (`epochz`,
+    /// `overrides.cub.tran`), so none is silently ignored.
+    pub fn from_yaml(text: &str) -> Result<(Self, Vec<String>), serde_yaml::Error> {
+        let mut unknown = vec![];
+        let file = serde_ignored::deserialize(serde_yaml::Deserializer::from_str(text), |path| {
+            unknown.push(path.to_string())
+        })?;
+        Ok((file, unknown))
+    }
+}
+
+/// Settings of one data set kind in a sweep's `overrides`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DataOverrides {
+    /// K values for this data set instead of the sweep's.
+    pub centers_per_class: Option<Vec<serde_yaml::Value>>,
+    /// Model settings merged over the shared ones.
+    pub model: Option<serde_yaml::Mapping>,
+    /// Training settings merged over the shared ones.
+    pub train: Option<serde_yaml::Mapping>,
+    /// Evaluation settings merged over the shared ones.
+    pub eval: Option<serde_yaml::Mapping>,
+}
+
+impl DataOverrides {
+    /// The keys of a data set's overrides, for messages.
+    pub const KEYS: [&str; 4] = ["centers_per_class", "model", "train", "eval"];
+}
+
+/// Settings of one loss kind in a sweep's `loss_overrides`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LossOverrides {
+    /// Training settings merged last.
+    pub train: Option<serde_yaml::Mapping>,
+    /// Evaluation settings merged last.
+    pub eval: Option<serde_yaml::Mapping>,
+}
+
+impl LossOverrides {
+    /// The keys of a loss kind's overrides, for messages.
+    pub const KEYS: [&str; 2] = ["train", "eval"];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys<T: Serialize>(v: &T) -> Vec<String> {
+        let v = serde_yaml::to_value(v).unwrap();
+        v.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn the_key_lists_in_messages_are_the_structs_fields() {
+        assert_eq!(keys(&SweepFile::default()), SweepFile::KEYS);
+        assert_eq!(keys(&DataOverrides::default()), DataOverrides::KEYS);
+        assert_eq!(keys(&LossOverrides::default()), LossOverrides::KEYS);
+    }
+}

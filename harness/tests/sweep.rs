@@ -85,6 +85,23 @@ fn every_problem_in_a_sweep_file_is_reported_together() {
     }
     let e = Sweep::parse(&TINY.replace("seeds: [0, 1]", "seeds: [0, 0]")).unwrap_err().to_string();
     assert!(e.contains("appears twice"), "{e}");
+    // Nested keys, kinds and the folder name are checked too, all in one report.
+    let nested = format!(
+        "{}overrides: {{synthetic: {{tran: {{epochs: 1}}}}}}\nloss_overrides: {{soft_tripel: {{train: {{epochs: 1}}}}, softmax_norm: {{evl: {{}}}}}}\n",
+        TINY.replace("name: tiny", "name: ..")
+    );
+    let e = Sweep::parse(&nested).unwrap_err().to_string();
+    for needle in [
+        "4 problem(s)",
+        "`overrides.synthetic.tran`: unknown key (expected one of centers_per_class, model, train, eval)",
+        "`loss_overrides.softmax_norm.evl`: unknown key (expected one of train, eval)",
+        "`loss_overrides.soft_tripel`: unknown loss kind",
+        "`name`: `..` must be",
+    ] {
+        assert!(e.contains(needle), "`{needle}` missing in:\n{e}");
+    }
+    let e = Sweep::parse(&TINY.replace("dims: [16]", "dims: 16")).unwrap_err();
+    assert!(format!("{e:#}").contains("dims: invalid type"), "{e:#}");
     let e = Sweep::parse(&format!("{TINY}overrides: {{cub: {{centers_per_class: [2]}}}}")).unwrap_err().to_string();
     assert!(e.contains("overrides.cub") && e.contains("no data set of that kind"), "{e}");
 }

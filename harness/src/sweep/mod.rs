@@ -1,0 +1,266 @@
+//! Sweeps: a YAML file naming the axes (data sets × embedding sizes × losses × K × seeds) and the
+//! shared settings, expanded into resolved runs in a fixed order; running the runs that have no
+//! record yet, sharded, resumable, recording failures and going on.
+mod plan;
+
+use crate::config::{RunConfig, SweepFile};
+use crate::execute::execute_run;
+use crate::store;
+use crate::train::{self, RunStatus};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// A sweep's axes and shared settings, resolved from YAML.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The sweep's name (default results folder `results/<name>`).
+    pub name: String,
+    /// Every run, in expansion order.
+    pub runs: Vec<PlannedRun>,
+}
+
+/// One expanded cell with its identity.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// Stable id.
+    pub id: String,
+    /// Readable slug.
+    pub slug: String,
+    /// The resolved config.
+    pub config: RunConfig,
+}
+
+impl Sweep {
+    /// Reads and resolves a sweep file; every problem found is reported together.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading sweep file {}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))
+    }
+
+    /// Resolves a sweep from YAML text (see [`SweepFile`]); every problem is reported together.
+    pub fn parse(text: &str) -> Result<Self> {
+        let (file, unknown) = SweepFile::from_yaml(text).context("not a sweep file")?;
+        let mut problems: Vec<String> = unknown.iter().map(|k| plan::unknown_key(k)).collect();
+        let name = file.name.clone();
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || name == ".."
+            || name == "."
+        {
+            problems.push(format!(
+                "`name`: `{name}` must be letters, digits, '-', '_' or '.', and not `.` or `..` (it names the results folder)"
+            ));
+        }
+        let axes = plan::Axes::read(&file, &mut problems);
+        plan::check_overrides(&file, &axes, &mut problems);
+        let runs = plan::expand(&file, &axes, &mut problems);
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(r) = runs.iter().find(|r| !seen.insert(r.id.clone())) {
+            problems.push(format!(
+                "run {} appears twice: two axis values resolve to the same run (duplicate seeds, K or losses?)",
+                r.slug
+            ));
+        }
+        let mut seen_problems = std::collections::BTreeSet::new();
+        problems.retain(|p| seen_problems.insert(p.clone()));
+        if !problems.is_empty() {
+            bail!("{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+        }
+        Ok(Self { name, runs })
+    }
+
+    /// A fingerprint of the expanded sweep (the ordered run ids).
+    pub fn fingerprint(&self) -> String {
+        let ids: Vec<String> = self.runs.iter().map(|r| r.id.clone()).collect();
+        crate::data::fingerprint_lines(&ids)
+    }
+}
+
+/// Parses `i/n` (0-based shard index i of n).
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s.split_once('/').with_context(|| format!("--shard `{s}`: expected i/n, e.g. 0/4"))?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().context("--shard: i is not a number")?,
+        n.trim().parse().context("--shard: n is not a number")?,
+    );
+    if n == 0 || i >= n {
+        bail!("--shard `{s}`: needs 0 <= i < n");
+    }
+    Ok((i, n))
+}
+
+/// The shard given on the command line, else from a Slurm job array (`SLURM_ARRAY_TASK_ID` and
+/// `SLURM_ARRAY_TASK_COUNT`, with a 0-based array), else the whole sweep.
+pub fn shard_from_env(cli: Option<&str>) -> Result<(usize, usize)> {
+    if let Some(s) = cli {
+        return parse_shard(s);
+    }
+    match (std::env::var("SLURM_ARRAY_TASK_ID"), std::env::var("SLURM_ARRAY_TASK_COUNT")) {
+        (Ok(i), Ok(n)) => {
+            let min = std::env::var("SLURM_ARRAY_TASK_MIN").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            let i: usize = i.parse().context("SLURM_ARRAY_TASK_ID is not a number")?;
+            parse_shard(&format!("{}/{n}", i - min))
+        }
+        _ => Ok((0, 1)),
+    }
+}
+
+/// Options of running a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Results folder.
+    pub results: PathBuf,
+    /// Shard (i, n).
+    pub shard: (usize, usize),
+    /// Device override.
+    pub device: Option<String>,
+    /// Run again the runs recorded as failed or diverged.
+    pub retry_failed: bool,
+    /// Accept a sweep file that changed under an existing results folder.
+    pub allow_changed: bool,
+    /// Write each run's test embeddings and labels (see [`crate::execute::embeddings_dir`]).
+    pub save_embeddings: bool,
+}
+
+/// What a sweep invocation did.
+#[derive(Debug, Default)]
+pub struct SweepSummary {
+    /// Runs of this shard.
+    pub in_shard: usize,
+    /// Already recorded, skipped.
+    pub skipped: usize,
+    /// Run now and finished.
+    pub finished: usize,
+    /// Run now and diverged.
+    pub diverged: usize,
+    /// Run now and failed.
+    pub failed: usize,
+}
+
+/// What a sweep reports while it works.
+#[derive(Debug, Clone)]
+pub enum SweepEvent {
+    /// The shard's runs were sorted into recorded and to do.
+    Planned {
+        /// Runs of this shard.
+        in_shard: usize,
+        /// Already recorded.
+        skipped: usize,
+        /// To run now.
+        todo: usize,
+    },
+    /// A run starts.
+    RunStarted {
+        /// Its slug.
+        slug: String,
+        /// Its id.
+        id: String,
+        /// Its epochs.
+        epochs: u32,
+    },
+    /// Progress inside the run.
+    Run(train::RunEvent),
+    /// A run ended and its record was written.
+    RunFinished {
+        /// Its slug.
+        slug: String,
+        /// How it ended.
+        status: RunStatus,
+        /// The error of a failed run.
+        error: Option<String>,
+    },
+}
+
+/// Checks (or writes) the results folder's `sweep.json`: the sweep it holds must be this one.
+pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) -> Result<()> {
+    let lock = opts.results.join("sweep.json");
+    let ids: Vec<&str> = sweep.runs.iter().map(|r| r.id.as_str()).collect();
+    if lock.is_file() {
+        let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&lock)?)
+            .with_context(|| format!("{}: not a sweep lock file", lock.display()))?;
+        let old_ids: Vec<String> = old["run_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        // A lock file of record schema 1 lists the ids of that schema: compare like with like,
+        // then rewrite it with today's ids.
+        let schema = old["schema_version"].as_u64().unwrap_or(1);
+        let v1_ids: Vec<String> = sweep.runs.iter().map(|r| store::run_id_v1(&r.config)).collect();
+        if schema < u64::from(store::RECORD_SCHEMA) && old_ids == v1_ids {
+            tracing::info!("{}: upgrading to record schema {}", lock.display(), store::RECORD_SCHEMA);
+        } else if old_ids != ids {
+            let added = ids.iter().filter(|i| !old_ids.iter().any(|o| o == *i)).count();
+            let removed = old_ids.iter().filter(|o| !ids.contains(&o.as_str())).count();
+            if !opts.allow_changed {
+                bail!(
+                    "the sweep file changed since {} was started: {added} run(s) are new and {removed} run(s) of the recorded sweep are no longer in it. Use a new results folder (--results), or --allow-changed to keep the folder (the report will then hold both)",
+                    opts.results.display()
+                );
+            }
+            eprintln!("warning: the sweep changed under {} ({added} new runs, {removed} dropped); continuing (--allow-changed)", opts.results.display());
+        } else {
+            return Ok(());
+        }
+    }
+    let body = serde_json::json!({"schema_version": store::RECORD_SCHEMA, "name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source});
+    crate::fsio::write_atomic(&lock, serde_json::to_string_pretty(&body)?.as_bytes())?;
+    Ok(())
+}
+
+/// Runs the shard's runs that have no record yet; each record is written as soon as it exists.
+pub fn run_sweep(
+    sweep: &Sweep,
+    source: &str,
+    opts: &SweepOptions,
+    progress: &dyn Fn(SweepEvent),
+) -> Result<SweepSummary> {
+    check_results_folder(sweep, source, opts)?;
+    let (i, n) = opts.shard;
+    let mine: Vec<&PlannedRun> = sweep.runs.iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, r)| r).collect();
+    let mut summary = SweepSummary { in_shard: mine.len(), ..Default::default() };
+    let runs_dir = opts.results.join("runs");
+    // Temporary files left by a process killed while writing a record (never another shard's
+    // file in flight): not records, safe to drop.
+    if let Ok(entries) = std::fs::read_dir(&runs_dir) {
+        for e in entries.flatten() {
+            if crate::fsio::is_abandoned_temp(&e.path()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let recorded: std::collections::HashMap<String, RunStatus> = if runs_dir.is_dir() {
+        store::read_records(&opts.results)?.into_iter().map(|r| (r.id, r.outcome.status)).collect()
+    } else {
+        Default::default()
+    };
+    let todo: Vec<&PlannedRun> = mine
+        .into_iter()
+        .filter(|r| {
+            let keep = match recorded.get(&r.id) {
+                None => true,
+                Some(status) => opts.retry_failed && *status != RunStatus::Finished,
+            };
+            if !keep {
+                summary.skipped += 1;
+            }
+            keep
+        })
+        .collect();
+    progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len() });
+    for run in &todo {
+        let mut config = run.config.clone();
+        if let Some(d) = &opts.device {
+            config.train.device = d.clone();
+        }
+        progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
+        let (record, _) = execute_run(&config, &opts.results, opts.save_embeddings, &|e| progress(SweepEvent::Run(e)))?;
+        let (status, error) = (record.outcome.status, record.outcome.error.clone());
+        match status {
+            RunStatus::Finished => summary.finished += 1,
+            RunStatus::Diverged => summary.diverged += 1,
+            RunStatus::Failed => summary.failed += 1,
+        }
+        progress(SweepEvent::RunFinished { slug: run.slug.clone(), status, error });
+    }
+    Ok(summary)
+}
