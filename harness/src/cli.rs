@@ -98,34 +98,7 @@ pub enum Command {
         baseline: String,
     },
     /// Write an sbatch script that runs a sweep as a Slurm job array (task i runs shard i/n).
-    Slurm {
-        /// The sweep file (YAML).
-        file: std::path::PathBuf,
-        /// Array tasks, i.e. shards (default: one per run, at most 100).
-        #[arg(long)]
-        tasks: Option<usize>,
-        /// Results folder shared by all tasks (default: results/<sweep name>).
-        #[arg(long)]
-        results: Option<std::path::PathBuf>,
-        /// Slurm partition.
-        #[arg(long)]
-        partition: Option<String>,
-        /// GPUs per task (0 runs on the CPU).
-        #[arg(long, default_value_t = 1)]
-        gpus_per_task: u32,
-        /// CPUs per task (image decoding threads).
-        #[arg(long, default_value_t = 8)]
-        cpus_per_task: u32,
-        /// Time limit per task (Slurm syntax).
-        #[arg(long, default_value = "24:00:00")]
-        time: String,
-        /// At most this many tasks at once.
-        #[arg(long)]
-        max_parallel: Option<usize>,
-        /// Where to write the script (default: standard output).
-        #[arg(short, long)]
-        output: Option<std::path::PathBuf>,
-    },
+    Slurm(SlurmArgs),
     /// Fail (exit 1) when a results folder is significantly worse than a stored baseline.
     ///
     /// For every cell (data set × dim × variant) of the baseline: a one-sided paired t-test over
@@ -230,4 +203,35 @@ pub fn parse_bytes(s: &str) -> anyhow::Result<usize> {
         anyhow::bail!("`{s}`: a memory budget must be positive");
     }
     Ok((value * mult as f64) as usize)
+}
+
+/// Options of `harness slurm`.
+#[derive(Debug, clap::Args)]
+pub struct SlurmArgs {
+    /// The sweep file (YAML).
+    pub file: std::path::PathBuf,
+    /// Array tasks, i.e. shards (default: one per run, at most 100).
+    #[arg(long)]
+    pub tasks: Option<usize>,
+    /// Results folder shared by all tasks (default: results/<sweep name>).
+    #[arg(long)]
+    pub results: Option<std::path::PathBuf>,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// GPUs per task (0 runs on the CPU).
+    #[arg(long, default_value_t = 1)]
+    pub gpus_per_task: u32,
+    /// CPUs per task (image decoding threads).
+    #[arg(long, default_value_t = 8)]
+    pub cpus_per_task: u32,
+    /// Time limit per task (Slurm syntax).
+    #[arg(long, default_value = "24:00:00")]
+    pub time: String,
+    /// At most this many tasks at once.
+    #[arg(long)]
+    pub max_parallel: Option<usize>,
+    /// Where to write the script (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
 }

@@ -1,7 +1,7 @@
 //! The `harness` binary: parses the command line, runs it, prints `error: …` on failure.
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use harness::cli::{parse_bytes, Cli, Command, DataCommand, EvalArgs};
+use harness::cli::{parse_bytes, Cli, Command, DataCommand, EvalArgs, SlurmArgs};
 use harness::device::parse_device;
 
 fn main() {
@@ -14,35 +14,8 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Doctor { json } => {
-            let report = harness::doctor::inspect();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.render());
-            }
-            if !report.problems.is_empty() {
-                bail!("doctor found {} problem(s), listed above", report.problems.len());
-            }
-            Ok(())
-        }
-        Command::LossCheck { steps, device } => {
-            let device = parse_device(&device)?;
-            if let tch::Device::Cuda(_) = device {
-                if !tch::Cuda::is_available() {
-                    bail!("--device cuda asked for, but libtorch sees no CUDA device (run `harness doctor`)");
-                }
-            }
-            println!("| loss | initial | after {steps} steps | effective centres/class |");
-            println!("|---|---|---|---|");
-            for config in harness::loss_check::default_configs() {
-                let r = harness::loss_check::check(&config, steps, device)?;
-                let eff = r.effective_centers.map_or("–".to_string(), |e| format!("{e:.2}"));
-                println!("| `{}` | {:.4} | {:.4} | {eff} |", r.config, r.initial, r.last);
-            }
-            println!("\nall loss kinds built, ran forward and backward, and decreased under Adam.");
-            Ok(())
-        }
+        Command::Doctor { json } => doctor(json),
+        Command::LossCheck { steps, device } => loss_check(steps, &device),
         Command::Eval(args) => eval(args),
         Command::Train { file, out, device, save_embeddings } => train(&file, &out, device, save_embeddings),
         Command::Data(DataCommand::Check { kind, root, subset }) => data_check(&kind, &root, subset),
@@ -51,73 +24,105 @@ fn run(cli: Cli) -> Result<()> {
             sweep(&file, results, shard, device, retry_failed, allow_changed, save_embeddings)
         }
         Command::Report { results, output, baseline } => report(&results, output, &baseline),
-        Command::Slurm {
-            file,
-            tasks,
-            results,
-            partition,
-            gpus_per_task,
-            cpus_per_task,
-            time,
-            max_parallel,
-            output,
-        } => {
-            let sweep = harness::sweep::Sweep::load(&file)?;
-            let tasks = tasks.unwrap_or_else(|| sweep.runs.len().clamp(1, 100));
-            if tasks == 0 || tasks > sweep.runs.len() {
-                bail!("--tasks {tasks}: expected 1..={} (the sweep has {} runs)", sweep.runs.len(), sweep.runs.len());
-            }
-            let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-            let results = abs(&results.unwrap_or_else(|| std::path::PathBuf::from("results").join(&sweep.name)));
-            let opts = harness::slurm::SlurmOptions {
-                tasks,
-                partition,
-                gpus_per_task,
-                cpus_per_task,
-                time,
-                max_parallel,
-                job_name: sweep.name.clone(),
-            };
-            let exe = std::env::current_exe().context("locating the harness binary")?;
-            let text = harness::slurm::script(&exe, &abs(&file), &results, &opts);
-            // Slurm opens each task's --output file before the script runs: the folder must exist.
-            let logs = results.join("logs");
-            std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-            match output {
-                Some(o) => {
-                    harness::fsio::write_atomic(&o, text.as_bytes())?;
-                    eprintln!("wrote {} ({tasks} array tasks); submit with: sbatch {}", o.display(), o.display());
-                }
-                None => print!("{text}"),
-            }
-            Ok(())
-        }
+        Command::Slurm(args) => slurm(args),
         Command::Regress { baseline, current, metrics, alpha, tolerance, output } => {
-            let mut problems = vec![];
-            if !(0.0..1.0).contains(&alpha) || alpha == 0.0 {
-                problems.push(format!("--alpha {alpha}: expected a level in (0, 1)"));
-            }
-            if tolerance.is_nan() || tolerance < 0.0 {
-                problems.push(format!("--tolerance {tolerance}: expected points >= 0"));
-            }
-            let b =
-                harness::store::read_records(&baseline).map_err(|e| problems.push(format!("--baseline: {e:#}"))).ok();
-            let c = harness::store::read_records(&current).map_err(|e| problems.push(format!("--current: {e:#}"))).ok();
-            if !problems.is_empty() {
-                bail!("{}", problems.join("\n"));
-            }
-            let opts = harness::regress::RegressOptions { metrics, alpha, tolerance };
-            let r = harness::regress::check(&b.unwrap(), &c.unwrap(), &opts);
-            print!("{}", r.markdown);
-            if let Some(o) = output {
-                harness::fsio::write_atomic(&o, r.markdown.as_bytes())?;
-            }
-            if r.regressions > 0 || r.refused > 0 {
-                std::process::exit(1);
-            }
-            Ok(())
+            regress(&baseline, &current, harness::regress::RegressOptions { metrics, alpha, tolerance }, output)
         }
     }
+}
+
+/// `harness doctor`: what the harness sees; an error when something is missing.
+fn doctor(json: bool) -> Result<()> {
+    let report = harness::doctor::inspect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if !report.problems.is_empty() {
+        bail!("doctor found {} problem(s), listed above", report.problems.len());
+    }
+    Ok(())
+}
+
+/// `harness loss-check`: every loss kind builds, runs and decreases under Adam.
+fn loss_check(steps: usize, device: &str) -> Result<()> {
+    let device = harness::device::resolve_device(device).context("--device")?;
+    println!("| loss | initial | after {steps} steps | effective centres/class |");
+    println!("|---|---|---|---|");
+    for config in harness::loss_check::default_configs() {
+        let r = harness::loss_check::check(&config, steps, device)?;
+        let eff = r.effective_centers.map_or("–".to_string(), |e| format!("{e:.2}"));
+        println!("| `{}` | {:.4} | {:.4} | {eff} |", r.config, r.initial, r.last);
+    }
+    println!("\nall loss kinds built, ran forward and backward, and decreased under Adam.");
+    Ok(())
+}
+
+/// `harness slurm`: a job-array script for a sweep (printed, or written with `--output`).
+fn slurm(args: SlurmArgs) -> Result<()> {
+    let sweep = harness::sweep::Sweep::load(&args.file)?;
+    let n = sweep.runs.len();
+    let tasks = args.tasks.unwrap_or_else(|| n.clamp(1, 100));
+    if tasks == 0 || tasks > n {
+        bail!("--tasks {tasks}: expected 1..={n} (the sweep has {n} runs)");
+    }
+    let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let results = abs(&args.results.unwrap_or_else(|| std::path::PathBuf::from("results").join(&sweep.name)));
+    let opts = harness::slurm::SlurmOptions {
+        tasks,
+        partition: args.partition,
+        gpus_per_task: args.gpus_per_task,
+        cpus_per_task: args.cpus_per_task,
+        time: args.time,
+        max_parallel: args.max_parallel,
+        job_name: sweep.name.clone(),
+    };
+    let exe = std::env::current_exe().context("locating the harness binary")?;
+    let text = harness::slurm::script(&exe, &abs(&args.file), &results, &opts);
+    // Slurm opens each task's --output file before the script runs: the folder must exist.
+    let logs = results.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    match args.output {
+        Some(o) => {
+            harness::fsio::write_atomic(&o, text.as_bytes())?;
+            eprintln!("wrote {} ({tasks} array tasks); submit with: sbatch {}", o.display(), o.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `harness regress`: the accuracy check; an error (exit 1) on a regression or a refused cell.
+fn regress(
+    baseline: &std::path::Path,
+    current: &std::path::Path,
+    opts: harness::regress::RegressOptions,
+    output: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let mut problems = vec![];
+    if !(opts.alpha > 0.0 && opts.alpha < 1.0) {
+        problems.push(format!("--alpha {}: expected a level in (0, 1)", opts.alpha));
+    }
+    if opts.tolerance.is_nan() || opts.tolerance < 0.0 {
+        problems.push(format!("--tolerance {}: expected points >= 0", opts.tolerance));
+    }
+    let b = harness::store::read_records(baseline).map_err(|e| problems.push(format!("--baseline: {e:#}"))).ok();
+    let c = harness::store::read_records(current).map_err(|e| problems.push(format!("--current: {e:#}"))).ok();
+    let (Some(b), Some(c), true) = (b, c, problems.is_empty()) else { bail!("{}", problems.join("\n")) };
+    let r = harness::regress::check(&b, &c, &opts);
+    print!("{}", r.markdown);
+    if let Some(o) = output {
+        harness::fsio::write_atomic(&o, r.markdown.as_bytes())?;
+    }
+    if r.regressions > 0 || r.refused > 0 {
+        bail!(
+            "the accuracy check failed: {} regression(s), {} cell(s) not compared (table above)",
+            r.regressions,
+            r.refused
+        );
+    }
+    Ok(())
 }
 
 /// `harness eval`: validates every option first, then loads, evaluates and prints.
@@ -277,59 +282,29 @@ fn sweep(
         allow_changed,
         save_embeddings,
     };
-    let source = std::fs::read_to_string(file)?;
-    // Bars on a terminal; a log line per run otherwise.
-    let bar: std::cell::RefCell<Option<harness::progress::SweepProgress>> = std::cell::RefCell::new(None);
-    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
-        use harness::sweep::SweepEvent as E;
-        let mut bar = bar.borrow_mut();
-        match e {
-            E::Planned { in_shard, skipped, todo } => {
-                tracing::info!("{in_shard} runs in this shard: {skipped} already recorded, {todo} to run");
-                *bar = Some(harness::progress::SweepProgress::new(todo as u64));
-            }
-            E::RunStarted { slug, id, epochs } => {
-                if let Some(b) = bar.as_mut() {
-                    let (done, total) = (b.runs.position(), b.runs.length().unwrap_or(0));
-                    if b.runs.is_hidden() {
-                        tracing::info!("[{}/{total}] {slug} ({id})", done + 1);
-                    }
-                    b.start_run(&slug, epochs as u64);
-                }
-            }
-            E::Run(harness::train::RunEvent::Epoch { loss, .. }) => {
-                if let Some(b) = bar.as_ref() {
-                    b.epoch(loss)
-                }
-            }
-            E::Run(harness::train::RunEvent::Resumed { epoch }) => {
-                tracing::info!("    resumed after epoch {epoch} from its checkpoint")
-            }
-            E::RunFinished { slug, status, error } => {
-                if let Some(b) = bar.as_mut() {
-                    b.finish_run();
-                    match status {
-                        harness::train::RunStatus::Finished => {}
-                        _ => b.println(&format!("{slug}: {status:?} {}", error.unwrap_or_default())),
-                    }
-                }
-            }
-        }
-    })?;
-    if let Some(b) = bar.borrow().as_ref() {
-        b.runs.finish_and_clear();
-    }
+    let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
+    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| display.borrow_mut().show(e))?;
+    display.borrow_mut().finish();
+    let (i, n) = opts.shard;
+    let s = &summary;
     tracing::info!(
-        "shard {}/{}: {} runs, {} already recorded, {} finished, {} diverged, {} failed; records in {}",
-        opts.shard.0,
-        opts.shard.1,
-        summary.in_shard,
-        summary.skipped,
-        summary.finished,
-        summary.diverged,
-        summary.failed,
+        "shard {i}/{n}: {} runs, {} already recorded, {} finished, {} diverged, {} failed; records in {}",
+        s.in_shard,
+        s.skipped,
+        s.finished,
+        s.diverged,
+        s.failed,
         results.join("runs").display()
     );
+    let failed = s.failed + s.failed_before;
+    if failed > 0 {
+        bail!(
+            "{failed} run(s) of this shard are recorded as failed ({} now, {} by an earlier invocation); their errors are in the report and the records; rerun with --retry-failed once the cause is fixed",
+            s.failed,
+            s.failed_before
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Progress display: bars for sweeps (runs done / to do, time left) and runs (epochs), drawn only
 //! when standard error is a terminal; log lines go through `tracing`, filtered by `HARNESS_LOG`
 //! (an `EnvFilter` directive: `warn`, `debug`, `harness=debug`, …; default `info`).
+use crate::sweep::SweepEvent;
+use crate::train::{RunEvent, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -79,6 +81,55 @@ impl SweepProgress {
             tracing::info!("{line}");
         } else {
             let _ = self.multi.println(line);
+        }
+    }
+}
+
+/// Shows a sweep's events: bars on a terminal, a log line per run otherwise.
+#[derive(Default)]
+pub struct SweepDisplay {
+    bar: Option<SweepProgress>,
+}
+
+impl SweepDisplay {
+    /// Shows one event.
+    pub fn show(&mut self, e: SweepEvent) {
+        match e {
+            SweepEvent::Planned { in_shard, skipped, todo } => {
+                tracing::info!("{in_shard} runs in this shard: {skipped} already recorded, {todo} to run");
+                self.bar = Some(SweepProgress::new(todo as u64));
+            }
+            SweepEvent::RunStarted { slug, id, epochs } => {
+                if let Some(b) = self.bar.as_mut() {
+                    if b.runs.is_hidden() {
+                        tracing::info!("[{}/{}] {slug} ({id})", b.runs.position() + 1, b.runs.length().unwrap_or(0));
+                    }
+                    b.start_run(&slug, epochs as u64);
+                }
+            }
+            SweepEvent::Run(RunEvent::Epoch { loss, .. }) => {
+                if let Some(b) = self.bar.as_ref() {
+                    b.epoch(loss)
+                }
+            }
+            SweepEvent::Run(RunEvent::Resumed { epoch }) => {
+                tracing::info!("    resumed after epoch {epoch} from its checkpoint")
+            }
+            SweepEvent::RunFinished { slug, status, error } => {
+                if let Some(b) = self.bar.as_mut() {
+                    b.finish_run();
+                    if status != RunStatus::Finished {
+                        b.println(&format!("{slug}: {status:?} {}", error.unwrap_or_default()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Clears the bars.
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.runs.finish_and_clear();
         }
     }
 }

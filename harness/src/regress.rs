@@ -53,65 +53,89 @@ pub fn one_sided_drop_p(base: &[(u64, f64)], cur: &[(u64, f64)], tol: f64) -> Op
     paired_t_p_below_zero(&d).map(|p| (d.len(), p))
 }
 
+/// Why a baseline cell cannot be compared with the current one, if it cannot.
+fn refusal(bc: &[&RunRecord], cc: Option<&Vec<&RunRecord>>) -> Option<String> {
+    let Some(cc) = cc else { return Some("missing from the current results".into()) };
+    let (bfp, cfp) = (&bc[0].outcome.split_fingerprint, &cc[0].outcome.split_fingerprint);
+    if bfp != cfp {
+        return Some(format!("split fingerprint differs (baseline {bfp}, current {cfp}): the data changed, so the numbers are not comparable; refresh the baseline on purpose if the new split is right"));
+    }
+    (config_key(bc[0]) != config_key(cc[0])).then(|| {
+        "resolved config differs from the baseline's (a changed sweep file or defaults): refresh the baseline on purpose".into()
+    })
+}
+
+/// The three tables of a check, filled cell by cell.
+struct Tables {
+    all: Builder,
+    regressions: Builder,
+    refused: Builder,
+}
+
+impl Tables {
+    fn new() -> Self {
+        let mut t = Self { all: Builder::default(), regressions: Builder::default(), refused: Builder::default() };
+        t.all.push_record(["cell", "metric", "baseline", "current", "seeds", "p (one-sided)", "verdict"]);
+        t.regressions.push_record(["cell", "metric", "baseline mean ± CI", "current mean ± CI", "p-value"]);
+        t.refused.push_record(["cell", "problem"]);
+        t
+    }
+}
+
+/// Tests every metric of one comparable cell, adding rows and counts to `out`.
+fn compare_cell(
+    key: &str,
+    bc: &[&RunRecord],
+    cc: &[&RunRecord],
+    opts: &RegressOptions,
+    t: &mut Tables,
+    out: &mut RegressReport,
+) {
+    for m in &opts.metrics {
+        let (bv, cv) = (seeded_values(bc, m), seeded_values(cc, m));
+        if bv.is_empty() {
+            continue;
+        }
+        let Some((n, p)) = one_sided_drop_p(&bv, &cv, opts.tolerance) else {
+            t.refused.push_record([key.to_string(), format!("{m}: fewer than 2 seeds shared with the baseline")]);
+            out.refused += 1;
+            continue;
+        };
+        let worse = p < opts.alpha;
+        let verdict = if worse { "**regression**" } else { "ok" };
+        let (b, c, p) = (fmt(&bv), fmt(&cv), format!("{p:.4}"));
+        t.all.push_record([key, m, &b, &c, &n.to_string(), &p, verdict].map(String::from));
+        if worse {
+            out.regressions += 1;
+            t.regressions.push_record([key, m, &b, &c, &p].map(String::from));
+        }
+    }
+}
+
 /// Compares `current` against `baseline`.
 pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOptions) -> RegressReport {
     let (b, c) = (finished_cells(baseline), finished_cells(current));
     let mut out = RegressReport::default();
-    let mut refused = Builder::default();
-    refused.push_record(["cell", "problem"]);
-    let mut table = Builder::default();
-    table.push_record(["cell", "metric", "baseline", "current", "seeds", "p (one-sided)", "verdict"]);
-    let mut regress = Builder::default();
-    regress.push_record(["cell", "metric", "baseline mean ± CI", "current mean ± CI", "p-value"]);
+    let mut t = Tables::new();
     for (key, bc) in &b {
-        let Some(cc) = c.get(key) else {
-            refused.push_record([key.clone(), "missing from the current results".into()]);
-            out.refused += 1;
-            continue;
-        };
-        let (bfp, cfp) = (&bc[0].outcome.split_fingerprint, &cc[0].outcome.split_fingerprint);
-        if bfp != cfp {
-            refused.push_record([key.clone(), format!("split fingerprint differs (baseline {bfp}, current {cfp}): the data changed, so the numbers are not comparable; refresh the baseline on purpose if the new split is right")]);
-            out.refused += 1;
-            continue;
-        }
-        if config_key(bc[0]) != config_key(cc[0]) {
-            refused.push_record([key.clone(), "resolved config differs from the baseline's (a changed sweep file or defaults): refresh the baseline on purpose".into()]);
-            out.refused += 1;
-            continue;
-        }
-        for m in &opts.metrics {
-            let (bv, cv) = (seeded_values(bc, m), seeded_values(cc, m));
-            if bv.is_empty() {
-                continue;
-            }
-            let Some((n, p)) = one_sided_drop_p(&bv, &cv, opts.tolerance) else {
-                refused.push_record([key.clone(), format!("{m}: fewer than 2 seeds shared with the baseline")]);
+        match refusal(bc, c.get(key)) {
+            Some(why) => {
+                t.refused.push_record([key.clone(), why]);
                 out.refused += 1;
-                continue;
-            };
-            let worse = p < opts.alpha;
-            table.push_record([
-                key.clone(),
-                m.clone(),
-                fmt(&bv),
-                fmt(&cv),
-                n.to_string(),
-                format!("{p:.4}"),
-                if worse { "**regression**".into() } else { "ok".to_string() },
-            ]);
-            if worse {
-                out.regressions += 1;
-                regress.push_record([key.clone(), m.clone(), fmt(&bv), fmt(&cv), format!("{p:.4}")]);
             }
+            None => compare_cell(key, bc, &c[key], opts, &mut t, &mut out),
         }
     }
     let extra: Vec<&String> = c.keys().filter(|k| !b.contains_key(*k)).collect();
+    out.markdown = render(b.len(), &out, t, &extra, opts);
+    out
+}
+
+fn render(cells: usize, out: &RegressReport, t: Tables, extra: &[&String], opts: &RegressOptions) -> String {
     let mut s = String::new();
     let verdict = if out.regressions > 0 || out.refused > 0 { "FAIL" } else { "PASS" };
     s.push_str(&format!(
-        "# Accuracy regression check: {verdict}\n\n{} baseline cells, {} regressions, {} refused; one-sided paired t-test over seeds, α = {}, tolerance {} points (critical t for 3 seeds: {:.3})\n\n",
-        b.len(),
+        "# Accuracy regression check: {verdict}\n\n{cells} baseline cells, {} regressions, {} refused; one-sided paired t-test over seeds, α = {}, tolerance {} points (critical t for 3 seeds: {:.3})\n\n",
         out.regressions,
         out.refused,
         opts.alpha,
@@ -119,18 +143,15 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
         t_quantile_one_sided(1.0 - opts.alpha, 2.0)
     ));
     if out.regressions > 0 {
-        s.push_str(&format!("## Regressions\n\n{}\n\n", regress.build().with(Style::markdown())));
+        s.push_str(&format!("## Regressions\n\n{}\n\n", t.regressions.build().with(Style::markdown())));
     }
     if out.refused > 0 {
-        s.push_str(&format!("## Not compared\n\n{}\n\n", refused.build().with(Style::markdown())));
+        s.push_str(&format!("## Not compared\n\n{}\n\n", t.refused.build().with(Style::markdown())));
     }
     if !extra.is_empty() {
-        s.push_str(&format!(
-            "## Cells not in the baseline (not checked)\n\n{}\n\n",
-            extra.iter().map(|k| format!("- {k}")).collect::<Vec<_>>().join("\n")
-        ));
+        let list: Vec<String> = extra.iter().map(|k| format!("- {k}")).collect();
+        s.push_str(&format!("## Cells not in the baseline (not checked)\n\n{}\n\n", list.join("\n")));
     }
-    s.push_str(&format!("## All comparisons\n\n{}\n", table.build().with(Style::markdown())));
-    out.markdown = s;
-    out
+    s.push_str(&format!("## All comparisons\n\n{}\n", t.all.build().with(Style::markdown())));
+    s
 }

@@ -155,3 +155,25 @@ fn bad_inputs_are_reported_clearly() {
     assert!(msg(&nan, &Tensor::from_slice(&[0i64, 1, 0, 1]), &cfg).contains("row 2"));
     assert!(msg(&x, &Tensor::from_slice(&[0i64, 1, 0, 1]), &EvalConfig { recall_at: vec![4], ..cfg }).contains("K < N"));
 }
+
+#[test]
+fn huge_and_tiny_embeddings_score_like_ordinary_ones_and_zero_rows_are_refused() {
+    tch::manual_seed(3);
+    let labels = tch::Tensor::arange(60, (tch::Kind::Int64, tch::Device::Cpu)).remainder(6);
+    let means = tch::Tensor::randn([6, 8], tch::kind::FLOAT_CPU) * 2.0;
+    let x = means.index_select(0, &labels) + tch::Tensor::randn([60, 8], tch::kind::FLOAT_CPU);
+    let config = EvalConfig { recall_at: vec![1, 2, 4], kmeans_restarts: 1, ..EvalConfig::default() };
+    let base = evaluate(&x, &labels, &config).unwrap();
+    // float32 squares of 1e20 overflow and of 1e-30 underflow: before, both gave chance-level scores.
+    for scale in [1e20, 1e-30] {
+        let r = evaluate(&(&x * scale), &labels, &config).unwrap();
+        assert_eq!(r.retrieval.recall_at_k, base.retrieval.recall_at_k, "scale {scale}");
+        assert!((r.retrieval.map_at_r - base.retrieval.map_at_r).abs() < 1e-9, "scale {scale}");
+        assert!((r.nmi.unwrap().nmi - base.nmi.as_ref().unwrap().nmi).abs() < 1e-6, "scale {scale}");
+    }
+    let zero = x.copy();
+    let _ = zero.get(7).fill_(0.0);
+    let _ = zero.get(9).fill_(0.0);
+    let e = evaluate(&zero, &labels, &config).unwrap_err().to_string();
+    assert!(e.contains("2 embedding row(s) are all zero (first: row 7)"), "{e}");
+}

@@ -308,3 +308,27 @@ fn the_records_table_round_trips_through_parquet_and_csv() {
     assert!(text.lines().next().unwrap().starts_with("id,slug,data,dim,loss"));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn a_sweep_with_failed_runs_exits_non_zero_and_says_so_again_on_a_rerun() {
+    let dir = tmp("failed");
+    let text = TINY.replace(
+        "  - {kind: synthetic, classes: 6, modes_per_class: 2, images_per_mode: 4, resolution: 16, seed: 1}",
+        "  - {kind: features, train_features: gone/a.npy, train_labels: gone/b.npy, test_features: gone/c.npy, test_labels: gone/d.npy}",
+    );
+    let file = write_sweep(&dir, &text);
+    let results = dir.join("results");
+    for (attempt, want) in [
+        (1, "6 run(s) of this shard are recorded as failed (6 now, 0 by an earlier invocation)"),
+        (2, "(0 now, 6 by an earlier invocation)"),
+    ] {
+        let out = harness().args(["sweep"]).arg(&file).arg("--results").arg(&results).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "attempt {attempt}: {err}");
+        assert!(err.contains(want) && err.contains("--retry-failed"), "attempt {attempt}: {err}");
+    }
+    let records = harness::store::read_records(&results).unwrap();
+    assert_eq!(records.len(), 6);
+    assert!(records.iter().all(|r| r.outcome.error.as_deref().is_some_and(|e| e.contains("gone/a.npy"))));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -125,9 +125,20 @@ pub fn check_inputs(embeddings: &Tensor, labels: &Tensor, config: &EvalConfig) -
     }
     let finite = embeddings.isfinite().all();
     if !bool::try_from(finite).unwrap_or(false) {
-        let rows = embeddings.isfinite().logical_not().any_dim(1, false).nonzero().view([-1]).narrow(0, 0, 1);
+        let rows = embeddings.isfinite().logical_not().any_dim(1, false).nonzero().view([-1]);
         let first = i64::try_from(rows.get(0)).unwrap_or(-1);
-        return bad(format!("embeddings hold NaN or infinite values (first in row {first})"));
+        return bad(format!(
+            "embeddings hold NaN or infinite values in {} row(s) (first: row {first})",
+            rows.size()[0]
+        ));
+    }
+    let zero = embeddings.eq(0).all_dim(1, false).nonzero().view([-1]);
+    if zero.size()[0] > 0 {
+        let first = i64::try_from(zero.get(0)).unwrap_or(-1);
+        return bad(format!(
+            "{} embedding row(s) are all zero (first: row {first}): a zero vector has no direction to compare",
+            zero.size()[0]
+        ));
     }
     let classes = labels.unique_dim(0, false, false, false).0.size()[0];
     if classes < 2 {
@@ -142,13 +153,27 @@ pub fn check_inputs(embeddings: &Tensor, labels: &Tensor, config: &EvalConfig) -
     Ok(classes)
 }
 
+/// Rows scaled to unit L2 norm (float32). A row whose squared norm overflows or underflows float32
+/// (entries near 1e20 or 1e-20 and beyond) is first divided by its largest |entry|, so its
+/// direction survives; every other row is normalised exactly as the losses do.
+pub fn unit_rows(x: &Tensor) -> Tensor {
+    let norm = x.linalg_norm(2, [1].as_slice(), true, None::<Kind>);
+    let out_of_range = norm.isfinite().logical_not().logical_or(&norm.lt(1e-18));
+    let plain = losses::centers::l2_normalize(x, 1).expect("a 2-D float tensor normalises");
+    if !bool::try_from(out_of_range.any()).unwrap_or(false) {
+        return plain;
+    }
+    let rescaled = x / x.abs().amax([1].as_slice(), true);
+    let safe = losses::centers::l2_normalize(&rescaled, 1).expect("a 2-D float tensor normalises");
+    safe.where_self(&out_of_range, &plain)
+}
+
 /// Evaluates `embeddings` (N × d) against `labels` (N) on the embeddings' device.
 pub fn evaluate(embeddings: &Tensor, labels: &Tensor, config: &EvalConfig) -> Result<EvalReport, EvalError> {
     let classes = check_inputs(embeddings, labels, config)?;
     tch::no_grad(|| {
         let (n, dim) = (embeddings.size()[0], embeddings.size()[1]);
-        let x = embeddings.to_kind(Kind::Float);
-        let unit = &x / x.linalg_norm(2, [1].as_slice(), true, None::<Kind>).clamp_min(1e-12);
+        let unit = unit_rows(&embeddings.to_kind(Kind::Float));
         let labels = labels.to_device(unit.device());
         let max_k = *config.recall_at.iter().max().unwrap();
         let depth = max_k.max(recall::max_same_class_others(&labels)).min(n - 1);

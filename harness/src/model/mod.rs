@@ -283,6 +283,6 @@ impl EmbeddingModel {
     /// Unit-length embeddings (N × dim).
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let e = nn::Module::forward(&self.head, &self.features(x, train));
-        &e / e.linalg_norm(2, [1].as_slice(), true, None::<Kind>).clamp_min(1e-12)
+        losses::centers::l2_normalize(&e, 1).expect("the head's output is a 2-D float tensor")
     }
 }

@@ -135,6 +135,8 @@ pub struct SweepSummary {
     pub diverged: usize,
     /// Run now and failed.
     pub failed: usize,
+    /// Already recorded as failed by an earlier invocation (and not retried).
+    pub failed_before: usize,
 }
 
 /// What a sweep reports while it works.
@@ -242,6 +244,7 @@ pub fn run_sweep(
             };
             if !keep {
                 summary.skipped += 1;
+                summary.failed_before += usize::from(recorded.get(&r.id) == Some(&RunStatus::Failed));
             }
             keep
         })
