@@ -131,7 +131,7 @@ pub enum Command {
 pub enum DataCommand {
     /// Check a data set as distributed: counts per split, fingerprint, missing files.
     Check {
-        /// Data set kind: cub, cars196, sop or folder.
+        /// Data set kind of an image data set: cub, cars196, sop or folder.
         #[arg(long)]
         kind: String,
         /// The data set's root folder.

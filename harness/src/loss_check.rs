@@ -17,21 +17,10 @@ pub struct LossCheck {
     pub effective_centers: Option<f64>,
 }
 
-/// The loss configs the smoke check covers: every kind, SoftTriple with and without regularizer.
+/// The loss configs the smoke check covers (the losses crate's list): every kind, SoftTriple with
+/// and without regularizer.
 pub fn default_configs() -> Vec<LossConfig> {
-    [
-        "{kind: triplet, mining: all, margin: 0.1}",
-        "{kind: triplet, mining: semihard, margin: 0.1}",
-        "{kind: triplet, mining: hard, margin: 0.1}",
-        "{kind: proxy_nca}",
-        "{kind: softmax_norm}",
-        "{kind: hard_triple, centers_per_class: 4}",
-        "{kind: soft_triple, centers_per_class: 4}",
-        "{kind: soft_triple, centers_per_class: 4, tau: 0}",
-    ]
-    .iter()
-    .map(|s| serde_yaml::from_str(s).expect("built-in config"))
-    .collect()
+    losses::check_variants()
 }
 
 /// Optimises free embeddings (8 classes × 4 samples, dim 16) and the loss's centres with Adam for

@@ -209,16 +209,15 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
 
 /// `harness data check`: counts, fingerprint and missing files of a data set.
 fn data_check(kind: &str, root: &std::path::Path, subset: bool) -> Result<()> {
-    use harness::data::{DatasetConfig, FolderDataset, ImageDataset};
-    let d = ImageDataset { root: root.into(), subset };
-    let config = match kind {
-        "cub" => DatasetConfig::Cub(d),
-        "cars196" => DatasetConfig::Cars196(d),
-        "sop" => DatasetConfig::Sop(d),
-        "folder" if subset => bail!("--subset: a folder data set has no standard size to check; leave --subset out"),
-        "folder" => DatasetConfig::Folder(FolderDataset { root: root.into() }),
-        _ => bail!("--kind `{kind}`: expected cub, cars196, sop or folder"),
-    };
+    // The data set config a run file would hold, so the kinds and their fields are the config's own.
+    let mut yaml = serde_yaml::Mapping::new();
+    yaml.insert("kind".into(), kind.into());
+    yaml.insert("root".into(), root.to_string_lossy().to_string().into());
+    if subset {
+        yaml.insert("subset".into(), true.into());
+    }
+    let config: harness::data::DatasetConfig = serde_yaml::from_value(yaml.into())
+        .with_context(|| format!("--kind {kind}{}", if subset { " --subset" } else { "" }))?;
     let Some(list) = config.image_list() else { bail!("--kind `{kind}` is not read from image files") };
     let list = list?;
     println!("data set     {kind} at {}", root.display());

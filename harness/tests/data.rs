@@ -135,3 +135,35 @@ fn a_corrupt_image_is_an_error_naming_the_file_or_is_skipped_and_counted() {
     assert_eq!(b.images.size()[0], 2);
     assert_eq!(b.skipped.len(), 1);
 }
+
+#[test]
+fn a_folder_counts_upper_case_extensions_and_data_check_takes_the_config_s_kinds() {
+    let dir = std::env::temp_dir().join(format!("harness-folder-case-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let img = image::RgbImage::from_pixel(4, 4, image::Rgb([10, 20, 30]));
+    for (class, file) in [("a", "x.JPG"), ("a", "y.jpeg"), ("b", "z.PNG"), ("c", "w.Png"), ("d", "v.jpg")] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        let format =
+            if file.to_lowercase().ends_with(".png") { image::ImageFormat::Png } else { image::ImageFormat::Jpeg };
+        img.save_with_format(dir.join(class).join(file), format).unwrap();
+    }
+    std::fs::write(dir.join("a").join("notes.txt"), "not an image").unwrap();
+    let l = folder::load(&dir).unwrap();
+    assert_eq!((l.train.len(), l.test.len()), (3, 2), "a: 2, b: 1 | c: 1, d: 1");
+    let check = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["data", "check", "--root"])
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let (ok, out) = check(&["--kind", "folder"]);
+    assert!(ok && out.contains("train        2 classes, 3 images"), "{out}");
+    let (ok, out) = check(&["--kind", "cubb"]);
+    assert!(!ok && out.contains("--kind cubb") && out.contains("unknown variant `cubb`"), "{out}");
+    let (ok, out) = check(&["--kind", "folder", "--subset"]);
+    assert!(!ok && out.contains("--kind folder --subset") && out.contains("unknown field `subset`"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -22,7 +22,7 @@ pub use centers::{effective_centers, Centers, EffectiveCenters, MERGED_CENTER_CO
 pub use config::LossConfig;
 pub use error::LossError;
 pub use hard_triple::{HardTriple, HardTripleConfig};
-pub use naming::LOSS_KINDS;
+pub use naming::{check_variants, CHECK_VARIANTS, LOSS_KINDS};
 pub use proxy_nca::{ProxyNca, ProxyNcaConfig};
 pub use soft_triple::{SoftTriple, SoftTripleConfig};
 pub use softmax_norm::{SoftmaxNorm, SoftmaxNormConfig};

@@ -6,6 +6,24 @@ use crate::LossConfig;
 /// Every loss kind, as spelt in YAML, in report order.
 pub const LOSS_KINDS: [&str; 5] = ["triplet", "proxy_nca", "softmax_norm", "hard_triple", "soft_triple"];
 
+/// The variants a smoke check runs (`harness loss-check`): every kind, every triplet mining,
+/// SoftTriple with and without its regularizer.
+pub const CHECK_VARIANTS: [&str; 8] = [
+    "{kind: triplet, mining: all, margin: 0.1}",
+    "{kind: triplet, mining: semihard, margin: 0.1}",
+    "{kind: triplet, mining: hard, margin: 0.1}",
+    "{kind: proxy_nca}",
+    "{kind: softmax_norm}",
+    "{kind: hard_triple, centers_per_class: 4}",
+    "{kind: soft_triple, centers_per_class: 4}",
+    "{kind: soft_triple, centers_per_class: 4, tau: 0}",
+];
+
+/// [`CHECK_VARIANTS`] parsed.
+pub fn check_variants() -> Vec<LossConfig> {
+    CHECK_VARIANTS.iter().map(|s| serde_yaml::from_str(s).expect("the built-in check variants parse")).collect()
+}
+
 impl LossConfig {
     /// The `kind` tag, as spelt in YAML.
     pub fn kind(&self) -> &'static str {
@@ -72,6 +90,14 @@ mod tests {
             let c = parse(&format!("{{kind: {kind}}}"));
             assert_eq!(c.kind(), *kind);
             assert_eq!(c.report_order().0, i);
+        }
+    }
+
+    #[test]
+    fn the_smoke_check_covers_every_kind() {
+        let covered: Vec<&str> = check_variants().iter().map(LossConfig::kind).collect();
+        for kind in LOSS_KINDS {
+            assert!(covered.contains(&kind), "{kind} is not in CHECK_VARIANTS");
         }
     }
 
