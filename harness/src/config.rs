@@ -111,7 +111,7 @@ pub struct RunConfig {
 
 /// A sweep file as written (configs/README.md): the axes, the shared `model`/`train`/`eval`
 /// sections, and their overrides per data set and per loss kind. Axis items and sections stay
-/// YAML here; [`crate::sweep::Sweep::parse`] resolves each into its typed config, so that every
+/// YAML here; the sweep's planner resolves each into its typed config, so that every
 /// problem of a file is reported together with its key.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SweepFile {

@@ -42,7 +42,7 @@ pub fn inspect() -> DoctorReport {
         Ok(Err(e)) => problems.push(format!("libtorch failed a 2×2 matmul test: {e}")),
         Err(_) => problems.push("libtorch panicked in a 2×2 matmul test".into()),
     }
-    let lib_dir = crate::LIBTORCH_LIB_DIR.to_string();
+    let lib_dir = crate::build_info::LIBTORCH_LIB_DIR.to_string();
     let has_cuda_lib = std::path::Path::new(&lib_dir).join("libtorch_cuda.so").exists();
     let cuda_available = tch::Cuda::is_available();
     let gpu_names = nvidia_gpu_names();
@@ -57,13 +57,13 @@ pub fn inspect() -> DoctorReport {
             }
         ));
     }
-    if crate::LIBTORCH_VERSION == "unknown" {
+    if crate::build_info::LIBTORCH_VERSION == "unknown" {
         problems.push("the libtorch version could not be read at build time (no version.py or build-version beside the library folder)".into());
     }
     DoctorReport {
-        harness: crate::HARNESS_VERSION.into(),
-        tch: crate::TCH_VERSION.into(),
-        libtorch: crate::LIBTORCH_VERSION.into(),
+        harness: crate::build_info::HARNESS_VERSION.into(),
+        tch: crate::build_info::TCH_VERSION.into(),
+        libtorch: crate::build_info::LIBTORCH_VERSION.into(),
         libtorch_lib_dir: lib_dir,
         libtorch_has_cuda_library: has_cuda_lib,
         cpu_threads: tch::get_num_threads(),

@@ -29,10 +29,10 @@ impl Provenance {
     /// The provenance of this process, for a run on `device`.
     pub fn current(device: &str) -> Self {
         Self {
-            harness: crate::HARNESS_VERSION.into(),
-            git_commit: crate::GIT_COMMIT.into(),
-            tch: crate::TCH_VERSION.into(),
-            libtorch: crate::LIBTORCH_VERSION.into(),
+            harness: crate::build_info::HARNESS_VERSION.into(),
+            git_commit: crate::build_info::GIT_COMMIT.into(),
+            tch: crate::build_info::TCH_VERSION.into(),
+            libtorch: crate::build_info::LIBTORCH_VERSION.into(),
             cuda_available: tch::Cuda::is_available(),
             device: device.into(),
             host: std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
