@@ -190,10 +190,17 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
     tracing::info!("run {slug} ({})", harness::store::run_id(&config));
     let bar = std::cell::RefCell::new(harness::progress::SweepProgress::new(1));
     bar.borrow_mut().start_run(&slug, config.train.epochs as u64);
-    let (record, path) = harness::execute::execute_run(&config, out, save_embeddings, &|e| match e {
-        harness::train::RunEvent::Epoch { loss, .. } => bar.borrow().epoch(loss),
-        harness::train::RunEvent::Resumed { epoch } => bar.borrow().println(&format!("resumed after epoch {epoch}")),
-    })?;
+    let (record, path) = harness::execute::execute_run(
+        &config,
+        out,
+        &harness::execute::ExecuteOptions { save_embeddings, shard: None },
+        &|e| match e {
+            harness::train::RunEvent::Epoch { loss, .. } => bar.borrow().epoch(loss),
+            harness::train::RunEvent::Resumed { epoch } => {
+                bar.borrow().println(&format!("resumed after epoch {epoch}"))
+            }
+        },
+    )?;
     bar.borrow_mut().finish_run();
     tracing::info!("record: {}", path.display());
     let o = &record.outcome;

@@ -23,6 +23,12 @@ pub struct Provenance {
     pub device: String,
     /// Host name.
     pub host: String,
+    /// libtorch's intra-op threads (0: not recorded, a record older than the field).
+    #[serde(default)]
+    pub threads: i32,
+    /// The shard `i/n` of the sweep that ran it (empty for `harness train`).
+    #[serde(default)]
+    pub shard: String,
 }
 
 impl Provenance {
@@ -36,6 +42,8 @@ impl Provenance {
             cuda_available: tch::Cuda::is_available(),
             device: device.into(),
             host: std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
+            threads: tch::get_num_threads(),
+            shard: String::new(),
         }
     }
 }

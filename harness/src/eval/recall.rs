@@ -5,8 +5,10 @@
 //! learning's `AccuracyCalculator` does) and counted in `RetrievalMetrics::lone_queries`.
 use tch::{Kind, Tensor};
 
-/// Retrieval metrics over the non-lone queries.
+/// Retrieval metrics over the non-lone queries. A metric missing from a stored record (written
+/// before the metric existed) reads as NaN, or as no Recall@K, and reports leave it out.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RetrievalMetrics {
     /// `(K, Recall@K)` for every requested K, in the requested order.
     pub recall_at_k: Vec<(i64, f64)>,
@@ -16,6 +18,12 @@ pub struct RetrievalMetrics {
     pub map_at_r: f64,
     /// Queries whose class has no other member, left out of the metrics above.
     pub lone_queries: i64,
+}
+
+impl Default for RetrievalMetrics {
+    fn default() -> Self {
+        Self { recall_at_k: vec![], r_precision: f64::NAN, map_at_r: f64::NAN, lone_queries: 0 }
+    }
 }
 
 /// For every query, the number of other samples of its class (R), as a tensor on `labels`' device.

@@ -250,13 +250,14 @@ pub fn run_sweep(
         })
         .collect();
     progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len() });
+    let exec = crate::execute::ExecuteOptions { save_embeddings: opts.save_embeddings, shard: Some(opts.shard) };
     for run in &todo {
         let mut config = run.config.clone();
         if let Some(d) = &opts.device {
             config.train.device = d.clone();
         }
         progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
-        let (record, _) = execute_run(&config, &opts.results, opts.save_embeddings, &|e| progress(SweepEvent::Run(e)))?;
+        let (record, _) = execute_run(&config, &opts.results, &exec, &|e| progress(SweepEvent::Run(e)))?;
         let (status, error) = (record.outcome.status, record.outcome.error.clone());
         match status {
             RunStatus::Finished => summary.finished += 1,
