@@ -1,13 +1,14 @@
 //! One run from a resolved config to its record on disk: the single path that `harness train` and
 //! `harness sweep` share. The id comes from the config's identity form (where the run executes is
-//! not part of it), training checkpoints under `<results>/work/<id>/`, and the record is written
-//! atomically as soon as the run ends.
+//! not part of it). The run is locked (`work/<id>/lock`) while it executes, so two processes on one
+//! results folder never run it twice or overwrite each other's record; training checkpoints under
+//! `work/<id>/`, and the record is written atomically as soon as the run ends.
 use crate::store::{self, Provenance, RunRecord};
-use crate::train::{self, CheckpointPlan, RunConfig, RunEvent, RunOutcome};
+use crate::train::{self, CheckpointPlan, RunConfig, RunEvent, RunOutcome, RunStatus};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// The folder holding a run's checkpoint while it trains.
+/// The folder holding a run's lock and checkpoint while it executes.
 pub fn work_dir(results: &Path, id: &str) -> PathBuf {
     results.join("work").join(id)
 }
@@ -24,28 +25,61 @@ pub struct ExecuteOptions {
     pub save_embeddings: bool,
     /// The sweep shard `(i, n)` running it, if any.
     pub shard: Option<(usize, usize)>,
+    /// Run it again when its record says failed or diverged (a finished record is never replaced).
+    pub replace_unfinished: bool,
 }
 
-/// Trains and evaluates `config` (device already chosen) and writes its record under `results`;
-/// returns the record and its path. A run that fails in set-up or training is recorded as failed
-/// with its error; an error is returned only when the record itself cannot be written.
+/// What became of a run.
+#[derive(Debug)]
+pub enum Executed {
+    /// It ran; its record and the record's path.
+    Ran(RunRecord, PathBuf),
+    /// Another process holds its lock (it is running there).
+    Busy,
+    /// It already has a record that is not to be replaced.
+    AlreadyRecorded(RunRecord),
+}
+
+/// Whether an error comes from writing the results folder (a full disk, a read-only folder, a lock
+/// that cannot be taken): the infrastructure failed, not the run, so nothing is recorded.
+pub fn is_infrastructure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<crate::fsio::FsError>()
+            || matches!(c.downcast_ref::<crate::npy::NpyError>(), Some(crate::npy::NpyError::Write(_)))
+    })
+}
+
+/// Trains and evaluates `config` (device already chosen) under its lock and writes its record under
+/// `results`. A run that fails in set-up or training is recorded as failed with its error; an
+/// infrastructure error (see [`is_infrastructure`]) is returned and nothing is recorded.
 pub fn execute_run(
     config: &RunConfig,
     results: &Path,
     opts: &ExecuteOptions,
     progress: &dyn Fn(RunEvent),
-) -> Result<(RunRecord, PathBuf)> {
+) -> Result<Executed> {
     let id = store::run_id(config);
+    let slug = store::slug(config);
+    let Some(lock) = crate::fsio::try_lock(&work_dir(results, &id).join("lock"))? else { return Ok(Executed::Busy) };
+    // Another process may have finished it between our planning and our lock.
+    if let Some(existing) = store::read_record(results, &id, &slug)? {
+        if existing.outcome.status == RunStatus::Finished || !opts.replace_unfinished {
+            return Ok(Executed::AlreadyRecorded(existing));
+        }
+    }
     let plan = CheckpointPlan { path: work_dir(results, &id).join("checkpoint.ot"), config_hash: id.clone() };
     let save = opts.save_embeddings.then(|| embeddings_dir(results, &id));
-    let outcome = train::run_with(config, Some(&plan), save.as_deref(), progress)
-        .unwrap_or_else(|e| RunOutcome::failed(&config.train.device, &format!("{e:#}")));
+    let outcome = match train::run_with(config, Some(&plan), save.as_deref(), progress) {
+        Ok(o) => o,
+        Err(e) if is_infrastructure(&e) => return Err(e),
+        Err(e) => RunOutcome::failed(&config.train.device, &format!("{e:#}")),
+    };
     let mut provenance = Provenance::current(&outcome.device);
     provenance.shard = opts.shard.map(|(i, n)| format!("{i}/{n}")).unwrap_or_default();
     let record = RunRecord {
         schema_version: store::RECORD_SCHEMA,
         id,
-        slug: store::slug(config),
+        slug,
         provenance,
         config: config.clone(),
         outcome,
@@ -53,5 +87,6 @@ pub fn execute_run(
     };
     let path = store::write_record(results, &record)?;
     let _ = std::fs::remove_dir_all(work_dir(results, &record.id));
-    Ok((record, path))
+    drop(lock);
+    Ok(Executed::Ran(record, path))
 }

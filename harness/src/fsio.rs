@@ -68,6 +68,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     })
 }
 
+/// An exclusive lock on a file (`flock`): held until dropped or until the process ends, however it
+/// ends (a SIGKILL included), so a lock is never left behind by a dead process.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of `path` (the file is created if missing) without waiting; `None` when another
+/// process (or another handle of this one) holds it.
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>, FsError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("creating folder", dir))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io("opening lock file", path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(FileLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("locking", path)(e)),
+    }
+}
+
 /// This machine's host name ('.'-free, for temporary file names).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -136,6 +162,17 @@ mod tests {
         let e = write_atomic(&target, b"new").unwrap_err();
         assert!(e.to_string().contains("renaming") && e.to_string().contains("taken"), "{e}");
         assert_eq!(entries(&dir), ["taken"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_until_dropped() {
+        let dir = scratch("lock");
+        let path = dir.join("run").join("lock");
+        let held = try_lock(&path).unwrap().expect("free at first");
+        assert!(try_lock(&path).unwrap().is_none(), "a second handle must not get it");
+        drop(held);
+        assert!(try_lock(&path).unwrap().is_some(), "free again once dropped");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

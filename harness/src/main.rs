@@ -190,10 +190,10 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
     tracing::info!("run {slug} ({})", harness::store::run_id(&config));
     let bar = std::cell::RefCell::new(harness::progress::SweepProgress::new(1));
     bar.borrow_mut().start_run(&slug, config.train.epochs as u64);
-    let (record, path) = harness::execute::execute_run(
+    let executed = harness::execute::execute_run(
         &config,
         out,
-        &harness::execute::ExecuteOptions { save_embeddings, shard: None },
+        &harness::execute::ExecuteOptions { save_embeddings, shard: None, replace_unfinished: true },
         &|e| match e {
             harness::train::RunEvent::Epoch { loss, .. } => bar.borrow().epoch(loss),
             harness::train::RunEvent::Resumed { epoch } => {
@@ -202,6 +202,16 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
         },
     )?;
     bar.borrow_mut().finish_run();
+    use harness::execute::Executed;
+    let (record, path) = match executed {
+        Executed::Ran(record, path) => (record, path),
+        Executed::Busy => bail!("another process is running this run into {} (its lock is held)", out.display()),
+        Executed::AlreadyRecorded(record) => {
+            let path = out.join("runs").join(harness::store::record_file_name(&record.id, &record.slug));
+            tracing::info!("already recorded (a finished record is never replaced)");
+            (record, path)
+        }
+    };
     tracing::info!("record: {}", path.display());
     let o = &record.outcome;
     match (&o.metrics, o.status) {

@@ -115,6 +115,12 @@ impl SweepDisplay {
             SweepEvent::Run(RunEvent::Resumed { epoch }) => {
                 tracing::info!("    resumed after epoch {epoch} from its checkpoint")
             }
+            SweepEvent::RunSkipped { slug, why } => {
+                if let Some(b) = self.bar.as_mut() {
+                    b.finish_run();
+                    b.println(&format!("{slug}: not run here: {why}"));
+                }
+            }
             SweepEvent::RunFinished { slug, status, error } => {
                 if let Some(b) = self.bar.as_mut() {
                     b.finish_run();

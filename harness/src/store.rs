@@ -176,6 +176,19 @@ pub fn write_record(results_dir: &Path, record: &RunRecord) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The record of run `id` at its own file name, if there is one (upgraded, see [`upgrade`]).
+pub fn read_record(results_dir: &Path, id: &str, slug: &str) -> Result<Option<RunRecord>> {
+    let p = results_dir.join("runs").join(record_file_name(id, slug));
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", p.display()))),
+    };
+    let mut r: RunRecord = serde_json::from_str(&text).with_context(|| format!("{}: not a run record", p.display()))?;
+    upgrade(&mut r);
+    Ok(Some(r))
+}
+
 /// Brings a record read from disk to [`RECORD_SCHEMA`]: a schema-1 record gets its id recomputed
 /// from its config, so results written before the identity change are still found and compared.
 pub fn upgrade(record: &mut RunRecord) {

@@ -128,6 +128,15 @@ fn a_run_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_one() {
     assert_eq!(resumed.diagnostics.resumed_from_epoch, Some(1));
     assert_eq!(resumed.diagnostics.epoch_loss, uninterrupted.diagnostics.epoch_loss);
     assert_eq!(resumed.metrics, uninterrupted.metrics);
+    // A truncated checkpoint (a disk that filled up under another program) is discarded with a
+    // warning and the run trains from the start, to the same end.
+    let bytes = std::fs::read(&plan.path).unwrap();
+    std::fs::write(&plan.path, &bytes[..bytes.len() * 7 / 10]).unwrap();
+    let restarted = run(&full, Some(&plan), &|_| {}).unwrap();
+    assert_eq!(restarted.diagnostics.resumed_from_epoch, None);
+    assert_eq!(restarted.diagnostics.epoch_loss, uninterrupted.diagnostics.epoch_loss);
+    assert_eq!(restarted.metrics, uninterrupted.metrics);
+    run(&cut, Some(&plan), &|_| {}).unwrap();
     // A checkpoint of another config is never resumed from.
     let other = CheckpointPlan { path: plan.path.clone(), config_hash: "another-run".into() };
     assert_eq!(run(&full, Some(&other), &|_| {}).unwrap().diagnostics.resumed_from_epoch, None);

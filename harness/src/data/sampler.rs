@@ -42,7 +42,7 @@ pub fn epoch_batches(
         }
         SamplerConfig::ClassBalanced { m } => {
             let m = *m;
-            if m == 0 || batch_size % m != 0 || batch_size / m < 2 {
+            if m == 0 || !batch_size.is_multiple_of(m) || batch_size / m < 2 {
                 return Err(format!(
                     "class_balanced sampler: batch_size ({batch_size}) must be a multiple of m ({m}) holding at least two classes"
                 ));

@@ -4,7 +4,7 @@
 mod plan;
 
 use crate::config::{RunConfig, SweepFile};
-use crate::execute::execute_run;
+use crate::execute::{execute_run, ExecuteOptions, Executed};
 use crate::store;
 use crate::train::{self, RunStatus};
 use anyhow::{bail, Context, Result};
@@ -137,6 +137,8 @@ pub struct SweepSummary {
     pub failed: usize,
     /// Already recorded as failed by an earlier invocation (and not retried).
     pub failed_before: usize,
+    /// Left to another process that was running them (their lock was held).
+    pub busy: usize,
 }
 
 /// What a sweep reports while it works.
@@ -162,6 +164,13 @@ pub enum SweepEvent {
     },
     /// Progress inside the run.
     Run(train::RunEvent),
+    /// A run was not run here after all: another process runs it, or recorded it meanwhile.
+    RunSkipped {
+        /// Its slug.
+        slug: String,
+        /// Why.
+        why: &'static str,
+    },
     /// A run ended and its record was written.
     RunFinished {
         /// Its slug.
@@ -250,14 +259,33 @@ pub fn run_sweep(
         })
         .collect();
     progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len() });
-    let exec = crate::execute::ExecuteOptions { save_embeddings: opts.save_embeddings, shard: Some(opts.shard) };
+    let exec = ExecuteOptions {
+        save_embeddings: opts.save_embeddings,
+        shard: Some(opts.shard),
+        replace_unfinished: opts.retry_failed,
+    };
     for run in &todo {
         let mut config = run.config.clone();
         if let Some(d) = &opts.device {
             config.train.device = d.clone();
         }
         progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
-        let (record, _) = execute_run(&config, &opts.results, &exec, &|e| progress(SweepEvent::Run(e)))?;
+        let record = match execute_run(&config, &opts.results, &exec, &|e| progress(SweepEvent::Run(e)))? {
+            Executed::Ran(record, _) => record,
+            Executed::Busy => {
+                summary.busy += 1;
+                progress(SweepEvent::RunSkipped { slug: run.slug.clone(), why: "another process is running it" });
+                continue;
+            }
+            Executed::AlreadyRecorded(_) => {
+                summary.skipped += 1;
+                progress(SweepEvent::RunSkipped {
+                    slug: run.slug.clone(),
+                    why: "another process recorded it meanwhile",
+                });
+                continue;
+            }
+        };
         let (status, error) = (record.outcome.status, record.outcome.error.clone());
         match status {
             RunStatus::Finished => summary.finished += 1,

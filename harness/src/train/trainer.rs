@@ -141,8 +141,12 @@ impl<'a> Trainer<'a> {
         named.extend(self.opt.state());
         let meta = CheckpointMeta { config_hash: plan.config_hash.clone(), epoch, diagnostics: diag.clone() };
         named.push(("meta.json".into(), Tensor::from_slice(&serde_json::to_vec(&meta)?)));
-        let tensors: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        crate::fsio::write_atomic_with(&plan.path, |tmp| Tensor::save_multi(&tensors, tmp))?;
+        // libtorch serialises into memory and our writer puts it on disk: a full disk is then an
+        // ordinary error naming the file (libtorch's own file writer aborts the process on it).
+        let buffer = SharedBuffer::default();
+        Tensor::save_multi_to_stream(&named, buffer.clone())?;
+        let bytes = std::mem::take(&mut *buffer.0.lock().unwrap_or_else(|e| e.into_inner()));
+        crate::fsio::write_atomic(&plan.path, &bytes)?;
         Ok(())
     }
 
@@ -179,6 +183,21 @@ impl<'a> Trainer<'a> {
         }
         self.opt.load_state(&named).map_err(anyhow::Error::msg)?;
         Ok(Some((meta.epoch, meta.diagnostics)))
+    }
+}
+
+/// A byte buffer libtorch can write into (its stream writer wants an owned `Write`).
+#[derive(Clone, Default)]
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
