@@ -109,6 +109,66 @@ pub struct RunConfig {
     pub eval: EvalConfig,
 }
 
+impl RunConfig {
+    /// Every setting that cannot work, each naming its key, found without loading any data (a
+    /// generated data set's sizes are known from its settings). Checked before any run starts.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = vec![];
+        let t = &self.train;
+        if t.batch_size < 2 {
+            p.push(format!("`train.batch_size`: {} is too small: a batch needs at least 2 images", t.batch_size));
+        }
+        if let SamplerConfig::ClassBalanced { m } = t.sampler {
+            if m == 0 || !t.batch_size.is_multiple_of(m.max(1)) || t.batch_size / m.max(1) < 2 {
+                p.push(format!("`train.sampler.m`: {m} with batch_size {}: the batch size must be a multiple of m holding at least two classes", t.batch_size));
+            }
+        }
+        if self.dim < 1 {
+            p.push(format!("`dim`: {} is not an embedding size (at least 1)", self.dim));
+        }
+        let e = &self.eval;
+        if e.recall_at.is_empty() || e.recall_at.iter().any(|&k| k < 1) {
+            p.push(format!("`eval.recall_at`: {:?}: expected one or more K >= 1", e.recall_at));
+        }
+        if e.nmi && e.kmeans_restarts == 0 {
+            p.push("`eval.kmeans_restarts`: 0: NMI needs at least one k-means restart".into());
+        }
+        if let DatasetConfig::Synthetic(s) = &self.data {
+            p.extend(synthetic_problems(s, t, e));
+        }
+        p
+    }
+}
+
+/// What a generated data set's sizes rule out: too few classes or images for the sampler, the
+/// batch or the Recall@K asked for.
+fn synthetic_problems(s: &crate::data::synthetic::SyntheticConfig, t: &TrainConfig, e: &EvalConfig) -> Vec<String> {
+    let mut p = vec![];
+    for (key, v, min) in [
+        ("classes", s.classes, 2),
+        ("modes_per_class", s.modes_per_class, 1),
+        ("images_per_mode", s.images_per_mode, 1),
+    ] {
+        if v < min {
+            p.push(format!("`data.{key}`: {v}: expected at least {min}"));
+        }
+    }
+    let per_class = (s.modes_per_class * s.images_per_mode).max(0) as usize;
+    let split = per_class * s.classes.max(0) as usize;
+    if let SamplerConfig::ClassBalanced { m } = t.sampler {
+        if m > per_class && per_class > 0 {
+            p.push(format!("`train.sampler.m`: {m} images per class, but the data set has {per_class} per class (modes_per_class × images_per_mode)"));
+        }
+    }
+    if split > 0 && t.batch_size > split {
+        p.push(format!("`train.batch_size`: {} is larger than the training split ({split} images)", t.batch_size));
+    }
+    if let Some(k) = e.recall_at.iter().find(|&&k| split > 0 && k as usize >= split) {
+        p.push(format!("`eval.recall_at`: R@{k} needs more than {k} test images; the test split has {split}"));
+    }
+    p
+}
+
 /// A sweep file as written (configs/README.md): the axes, the shared `model`/`train`/`eval`
 /// sections, and their overrides per data set and per loss kind. Axis items and sections stay
 /// YAML here; the sweep's planner resolves each into its typed config, so that every

@@ -5,6 +5,12 @@ use harness::cli::{parse_bytes, Cli, Command, DataCommand, EvalArgs, SlurmArgs};
 use harness::device::parse_device;
 
 fn main() {
+    // Like other Unix tools, end quietly when the reader of standard output goes away
+    // (`harness plan … | head`): Rust ignores SIGPIPE, which turned that into a panic.
+    // SAFETY: setting a signal's disposition to its default at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     harness::progress::init_logging();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -185,6 +191,10 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
     if let Some(d) = device {
         harness::device::resolve_device(&d).context("--device")?;
         config.train.device = d;
+    }
+    let problems = config.problems();
+    if !problems.is_empty() {
+        bail!("{}: {} problem(s):\n  {}", file.display(), problems.len(), problems.join("\n  "));
     }
     let slug = harness::store::slug(&config);
     tracing::info!("run {slug} ({})", harness::store::run_id(&config));

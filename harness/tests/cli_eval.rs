@@ -57,6 +57,19 @@ fn the_harness_reads_back_what_it_writes() {
     let out =
         Command::new(env!("CARGO_BIN_EXE_harness")).args(["eval", "--no-nmi", "--run"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The Markdown table is well formed: header, separator and row have the same number of cells.
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let table: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).take(3).collect();
+    let cells: Vec<usize> = table.iter().map(|l| l.matches('|').count()).collect();
+    assert!(cells.len() == 3 && cells.iter().all(|&c| c == cells[0]), "{table:?}");
+    assert!(table[1].chars().all(|c| c == '|' || c == '-'), "{table:?}");
+    // Labels that are all unique define no retrieval metric: refused, not NaN.
+    harness::npy::write(&dir.join("labels.npy"), &tch::Tensor::arange(30, (tch::Kind::Int64, tch::Device::Cpu)))
+        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_harness")).args(["eval", "--no-nmi", "--run"]).arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("every one of the 30 labels is unique"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -95,4 +108,31 @@ fn all_option_problems_are_reported_together_before_any_work() {
     for n in ["4 problem(s)", "--device", "--kmeans-init", "--format", "missing.npy: no such file"] {
         assert!(err.contains(n), "`{n}` missing in: {err}");
     }
+}
+
+#[test]
+fn a_reader_that_stops_early_ends_the_harness_quietly() {
+    use std::io::Read;
+    let dir = std::env::temp_dir().join(format!("harness-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 3,000 runs: far more output than a pipe holds.
+    let seeds: Vec<String> = (0..3000).map(|s| s.to_string()).collect();
+    let sweep = format!(
+        "name: pipe\ndata: [{{kind: synthetic}}]\nlosses: [{{kind: softmax_norm}}]\ndims: [8]\nseeds: [{}]\n",
+        seeds.join(", ")
+    );
+    std::fs::write(dir.join("s.yaml"), sweep).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("plan")
+        .arg(dir.join("s.yaml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the reader goes away, as `head` does
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && out.status.code() != Some(101), "{:?}: {err}", out.status);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -167,3 +167,20 @@ fn a_folder_counts_upper_case_extensions_and_data_check_takes_the_config_s_kinds
     assert!(!ok && out.contains("--kind folder --subset") && out.contains("unknown field `subset`"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_named_not_reported_missing() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("harness-folder-utf8-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let img = image::RgbImage::from_pixel(4, 4, image::Rgb([10, 20, 30]));
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        img.save(dir.join(class).join("ok.png")).unwrap();
+    }
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    img.save_with_format(dir.join("b").join(bad), image::ImageFormat::Png).unwrap();
+    let e = folder::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("is not UTF-8") && e.contains("caf\\xE9.png") && e.contains("/b"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

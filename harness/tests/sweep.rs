@@ -332,3 +332,36 @@ fn a_sweep_with_failed_runs_exits_non_zero_and_says_so_again_on_a_rerun() {
     assert!(records.iter().all(|r| r.outcome.error.as_deref().is_some_and(|e| e.contains("gone/a.npy"))));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn settings_that_cannot_run_are_refused_before_any_run_and_long_lists_are_capped() {
+    let bad = TINY
+        .replace("classes: 6,", "classes: 0,")
+        .replace(
+            "batch_size: 12, sampler: {kind: class_balanced, m: 2}",
+            "batch_size: 0, sampler: {kind: class_balanced, m: 0}",
+        )
+        .replace("recall_at: [1, 2]", "recall_at: [1, 1000]");
+    let e = format!("{:#}", Sweep::parse(&bad).unwrap_err());
+    for needle in [
+        "`data.classes`: 0",
+        "`train.batch_size`: 0 is too small",
+        "`train.sampler.m`: 0",
+        "(6 run(s), e.g. synthetic-",
+    ] {
+        assert!(e.contains(needle), "`{needle}` missing in:\n{e}");
+    }
+    // m larger than a class's images, and R@K beyond the test split: known from the settings.
+    let bad = TINY
+        .replace("m: 2}", "m: 12}")
+        .replace("batch_size: 12", "batch_size: 24")
+        .replace("recall_at: [1, 2]", "recall_at: [1, 48]");
+    let e = format!("{:#}", Sweep::parse(&bad).unwrap_err());
+    assert!(e.contains("`train.sampler.m`: 12 images per class, but the data set has 8 per class"), "{e}");
+    assert!(e.contains("`eval.recall_at`: R@48 needs more than 48 test images; the test split has 48"), "{e}");
+    // Thousands of unknown keys: all counted, 50 shown.
+    let many: String = (0..5000).map(|i| format!("junk{i}: 1\n")).collect();
+    let e = format!("{:#}", Sweep::parse(&format!("{TINY}{many}")).unwrap_err());
+    assert!(e.contains("5000 problem(s)") && e.contains("… and 4950 more"), "{}", &e[..300]);
+    assert!(e.lines().count() < 60, "{} lines", e.lines().count());
+}

@@ -6,6 +6,18 @@ use std::path::Path;
 /// Image file endings, matched without regard to case (`.JPG` and `.Png` count).
 const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
+/// A file or folder name as text; a name that is not UTF-8 is an error naming it (its bytes could
+/// not go into the split's fingerprint or a record).
+fn utf8_name(dir: &Path, name: std::ffi::OsString) -> Result<String, DataError> {
+    name.into_string().map_err(|n| {
+        DataError::Config(format!(
+            "{}: the name {:?} is not UTF-8 text; rename it (e.g. with `convmv`) so it can be listed and fingerprinted",
+            dir.display(),
+            n
+        ))
+    })
+}
+
 /// Lists `root/<class>/<image>` and splits the sorted classes in two halves.
 pub fn load(root: &Path) -> Result<ImageList, DataError> {
     let missing = || DataError::Missing {
@@ -19,8 +31,8 @@ pub fn load(root: &Path) -> Result<ImageList, DataError> {
         .map_err(|_| missing())?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .collect();
+        .map(|e| utf8_name(root, e.file_name()))
+        .collect::<Result<_, _>>()?;
     classes.sort();
     if classes.len() < 2 {
         return Err(DataError::Config(format!(
@@ -35,7 +47,9 @@ pub fn load(root: &Path) -> Result<ImageList, DataError> {
         let mut files: Vec<_> = std::fs::read_dir(root.join(name))
             .map_err(|_| missing())?
             .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
+            .map(|e| utf8_name(&root.join(name), e.file_name()))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
             .filter(|f| {
                 let ext = Path::new(f).extension().map(|x| x.to_string_lossy().to_lowercase()).unwrap_or_default();
                 IMAGE_EXTENSIONS.contains(&ext.as_str())

@@ -144,6 +144,12 @@ pub fn check_inputs(embeddings: &Tensor, labels: &Tensor, config: &EvalConfig) -
     if classes < 2 {
         return bad(format!("labels must name at least two classes, found {classes}"));
     }
+    if classes == size[0] {
+        return bad(format!(
+            "every one of the {} labels is unique: no query has another sample of its class, so no retrieval metric is defined",
+            size[0]
+        ));
+    }
     if config.recall_at.is_empty() || config.recall_at.iter().any(|&k| k < 1 || k >= size[0]) {
         return bad(format!("every Recall@K needs 1 <= K < N = {}, got {:?}", size[0], config.recall_at));
     }
@@ -242,7 +248,7 @@ impl EvalReport {
             ));
         }
         s.push_str("\n\n");
-        s.push_str(&format!("| {} |\n|{}|\n| {} |\n", head.join(" | "), "---|".repeat(head.len()), vals.join(" | ")));
+        s.push_str(&format!("| {} |\n|{}\n| {} |\n", head.join(" | "), "---|".repeat(head.len()), vals.join(" | ")));
         if let Some(nmi) = &self.nmi {
             s.push_str(&format!(
                 "\nNMI over {} k-means restarts ({:?} init): mean {:.2}, std {:.2}; headline = restart {} (lowest inertia)\n\n",

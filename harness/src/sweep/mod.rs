@@ -8,7 +8,11 @@ use crate::execute::{execute_run, ExecuteOptions, Executed};
 use crate::store;
 use crate::train::{self, RunStatus};
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// At most this many problems of a sweep file are printed (the count says how many there are).
+const MAX_PROBLEMS_SHOWN: usize = 50;
 
 /// A sweep's axes and shared settings, resolved from YAML.
 #[derive(Debug, Clone)]
@@ -54,6 +58,15 @@ impl Sweep {
         let axes = plan::Axes::read(&file, &mut problems);
         plan::check_overrides(&file, &axes, &mut problems);
         let runs = plan::expand(&file, &axes, &mut problems);
+        let mut per_run: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for r in &runs {
+            for m in r.config.problems() {
+                per_run.entry(m).or_default().push(&r.slug);
+            }
+        }
+        for (m, slugs) in per_run {
+            problems.push(format!("{m} ({} run(s), e.g. {})", slugs.len(), slugs[0]));
+        }
         let mut seen = std::collections::BTreeSet::new();
         if let Some(r) = runs.iter().find(|r| !seen.insert(r.id.clone())) {
             problems.push(format!(
@@ -64,7 +77,10 @@ impl Sweep {
         let mut seen_problems = std::collections::BTreeSet::new();
         problems.retain(|p| seen_problems.insert(p.clone()));
         if !problems.is_empty() {
-            bail!("{} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+            let shown = problems.len().min(MAX_PROBLEMS_SHOWN);
+            let more = problems.len() - shown;
+            let tail = if more > 0 { format!("\n  … and {more} more") } else { String::new() };
+            bail!("{} problem(s):\n  {}{tail}", problems.len(), problems[..shown].join("\n  "));
         }
         Ok(Self { name, runs })
     }

@@ -46,7 +46,8 @@ pub struct Diagnostics {
     pub diverged_at_step: Option<u64>,
     /// Images skipped under `on_bad_image: skip`.
     pub skipped_images: usize,
-    /// Whether the run resumed from a checkpoint.
+    /// The last epoch (counting from 0) held by the checkpoint this run resumed from; `None` when it
+    /// trained from the start. (Progress messages count epochs from 1.)
     pub resumed_from_epoch: Option<u32>,
 }
 
@@ -135,6 +136,12 @@ pub fn run_with(
     }
     let data =
         splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;
+    let test_size = data.test.labels().len();
+    if let Some(k) = config.eval.recall_at.iter().find(|&&k| k < 1 || k as usize >= test_size) {
+        anyhow::bail!(
+            "`eval.recall_at`: R@{k} needs 1 <= K < the test split's {test_size} images; checked before training"
+        );
+    }
     let mut trainer = Trainer::build(config, device, data.num_classes, data.input_dim)?;
     let train_labels = data.train.labels();
     let mut diag = Diagnostics::default();
