@@ -140,6 +140,9 @@ pub enum DataCommand {
         /// Accept a deliberately partial copy (no standard count assertion).
         #[arg(long)]
         subset: bool,
+        /// Also decode every image (all cores) and name each one that is truncated or corrupt.
+        #[arg(long)]
+        decode: bool,
     },
 }
 

@@ -24,7 +24,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::LossCheck { steps, device } => loss_check(steps, &device),
         Command::Eval(args) => eval(args),
         Command::Train { file, out, device, save_embeddings } => train(&file, &out, device, save_embeddings),
-        Command::Data(DataCommand::Check { kind, root, subset }) => data_check(&kind, &root, subset),
+        Command::Data(DataCommand::Check { kind, root, subset, decode }) => data_check(&kind, &root, subset, decode),
         Command::Plan { file } => plan(&file),
         Command::Sweep { file, results, shard, device, retry_failed, allow_changed, save_embeddings } => {
             sweep(&file, results, shard, device, retry_failed, allow_changed, save_embeddings)
@@ -235,7 +235,7 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
 }
 
 /// `harness data check`: counts, fingerprint and missing files of a data set.
-fn data_check(kind: &str, root: &std::path::Path, subset: bool) -> Result<()> {
+fn data_check(kind: &str, root: &std::path::Path, subset: bool, decode: bool) -> Result<()> {
     // The data set config a run file would hold, so the kinds and their fields are the config's own.
     let mut yaml = serde_yaml::Mapping::new();
     yaml.insert("kind".into(), kind.into());
@@ -263,6 +263,33 @@ fn data_check(kind: &str, root: &std::path::Path, subset: bool) -> Result<()> {
         bail!("{} image file(s) listed by the data set are missing under {}", missing.len(), root.display());
     }
     println!("all {} image files are present", list.train.len() + list.test.len());
+    if decode {
+        decode_all(&list)?;
+    }
+    Ok(())
+}
+
+/// `data check --decode`: decodes every image (all cores, a bar on a terminal) and names the bad ones.
+fn decode_all(list: &harness::data::ImageList) -> Result<()> {
+    let paths: Vec<std::path::PathBuf> = list.train.iter().chain(&list.test).map(|i| list.root.join(&i.path)).collect();
+    let bar = harness::progress::counter(paths.len() as u64, "decoding");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let bad = harness::data::pipeline::undecodable(&paths, threads, &|| bar.inc(1));
+    bar.finish_and_clear();
+    for (p, why) in bad.iter().take(50) {
+        println!("undecodable  {}: {why}", p.display());
+    }
+    if bad.len() > 50 {
+        println!("undecodable  … and {} more", bad.len() - 50);
+    }
+    if !bad.is_empty() {
+        bail!(
+            "{} of {} images cannot be decoded (listed above); fix or remove them, or train with `on_bad_image: skip`",
+            bad.len(),
+            paths.len()
+        );
+    }
+    println!("all {} images decode", paths.len());
     Ok(())
 }
 

@@ -21,6 +21,20 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// A bar counting `total` items on a terminal (hidden otherwise).
+pub fn counter(total: u64, what: &str) -> ProgressBar {
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:30.cyan/blue}} {{pos}}/{{len}} [{{elapsed_precise}}, about {{eta}} left]"
+        ))
+        .expect("valid template"),
+    );
+    bar
+}
+
 /// Bars for a sweep and for the run in progress; hidden when not on a terminal.
 pub struct SweepProgress {
     multi: MultiProgress,

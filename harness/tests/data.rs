@@ -184,3 +184,81 @@ fn a_file_name_that_is_not_utf8_is_named_not_reported_missing() {
     assert!(e.contains("is not UTF-8") && e.contains("caf\\xE9.png") && e.contains("/b"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every fixture JPEG: (path, its bytes), the known-corrupt one left out.
+fn fixture_jpegs() -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = vec![];
+    let mut stack = vec![root("")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jpg") && !p.ends_with("corrupt.jpg") {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn strict_jpeg_decoding_gives_the_image_crate_s_pixels_and_refuses_a_truncated_file() {
+    let jpegs = fixture_jpegs();
+    assert!(jpegs.len() >= 20, "{}", jpegs.len());
+    for (p, _) in &jpegs {
+        let ours = pipeline::decode(p).unwrap_or_else(|e| panic!("{e}"));
+        let theirs = image::open(p).unwrap().to_rgb8();
+        assert!(ours == theirs, "{} decodes differently", p.display());
+    }
+    let dir = std::env::temp_dir().join(format!("harness-truncated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.jpg");
+    let bytes = &jpegs[0].1;
+    std::fs::write(&cut, &bytes[..bytes.len() * 7 / 10]).unwrap();
+    assert!(image::open(&cut).is_ok(), "the image crate decodes the truncated file without a word");
+    let e = pipeline::decode(&cut).unwrap_err().to_string();
+    assert!(e.contains("cut.jpg") && e.contains("not a complete JPEG"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn data_check_decode_names_every_bad_image_and_a_skipping_run_counts_its_test_images() {
+    let dir = std::env::temp_dir().join(format!("harness-decode-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut g = 7u64;
+    for class in ["a", "b", "c", "d"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..4 {
+            let img = image::RgbImage::from_fn(24, 24, |x, y| {
+                g = g.wrapping_mul(6364136223846793005).wrapping_add(1);
+                image::Rgb([(x * 9) as u8, (y * 9) as u8, (g >> 56) as u8])
+            });
+            img.save(dir.join(class).join(format!("{i}.jpg"))).unwrap();
+        }
+    }
+    let good = std::fs::read(dir.join("d").join("0.jpg")).unwrap();
+    std::fs::write(dir.join("d").join("0.jpg"), &good[..good.len() * 7 / 10]).unwrap(); // a test image
+    std::fs::write(dir.join("a").join("3.jpg"), b"not a jpeg at all").unwrap(); // a training image
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["data", "check", "--kind", "folder", "--decode", "--root"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    for needle in ["d/0.jpg: ", "a/3.jpg: ", "2 of 16 images cannot be decoded"] {
+        assert!(text.contains(needle), "`{needle}` missing:\n{text}");
+    }
+    // Under `on_bad_image: skip` a run leaves the truncated test image out and counts it.
+    let yaml = format!(
+        "data: {{kind: folder, root: {}}}\nmodel: {{backbone: {{kind: small_cnn, channels: [4]}}}}\nloss: {{kind: softmax_norm}}\ndim: 4\nseed: 0\ntrain: {{device: cpu, epochs: 1, batch_size: 4, workers: 1, on_bad_image: skip, transform: {{size: 16, resize: 20}}}}\neval: {{recall_at: [1], kmeans_restarts: 1}}\n",
+        dir.display()
+    );
+    let config: harness::train::RunConfig = serde_yaml::from_str(&yaml).unwrap();
+    let o = harness::train::run(&config, None, &|_| {}).unwrap();
+    assert_eq!(o.status, harness::train::RunStatus::Finished, "{:?}", o.error);
+    assert_eq!(o.diagnostics.skipped_test_images, 1);
+    assert_eq!(o.metrics.unwrap().samples, 7, "8 test images, one left out");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

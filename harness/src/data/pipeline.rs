@@ -68,13 +68,56 @@ pub enum BadImagePolicy {
     Skip,
 }
 
-/// Decodes an image file into RGB.
+/// Decodes an image file into RGB. JPEGs are decoded strictly: a file that ends before its image
+/// data does (a truncated download or copy) is an error, not a picture padded with grey.
 pub fn decode(path: &Path) -> Result<RgbImage, DataError> {
-    let reader =
-        image::ImageReader::open(path).map_err(|e| DataError::Image { path: path.into(), reason: e.to_string() })?;
+    let bad = |reason: String| DataError::Image { path: path.into(), reason };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        return decode_jpeg_strict(&bytes).map_err(bad);
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
     let reader =
         reader.with_guessed_format().map_err(|e| DataError::Image { path: path.into(), reason: e.to_string() })?;
     Ok(reader.decode().map_err(|e| DataError::Image { path: path.into(), reason: e.to_string() })?.to_rgb8())
+}
+
+/// Decodes every file on `threads` threads; returns the ones that cannot be decoded with why, in
+/// the order given. `tick` is called once per file (a progress bar).
+pub fn undecodable(paths: &[PathBuf], threads: usize, tick: &(dyn Fn() + Sync)) -> Vec<(PathBuf, String)> {
+    let chunk = paths.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut bad = vec![];
+                    for p in part {
+                        if let Err(e) = decode(p) {
+                            bad.push((p.clone(), e.to_string()));
+                        }
+                        tick();
+                    }
+                    bad
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// A JPEG decoded by zune-jpeg (the decoder the `image` crate uses) in strict mode, as RGB.
+fn decode_jpeg_strict(bytes: &[u8]) -> Result<RgbImage, String> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = decoder.decode().map_err(|e| format!("not a complete JPEG ({e:?})"))?;
+    let (w, h) = decoder.dimensions().ok_or("JPEG without dimensions")?;
+    RgbImage::from_raw(w as u32, h as u32, pixels).ok_or_else(|| format!("JPEG data does not fill {w} × {h} RGB"))
 }
 
 /// RandomResizedCrop (torchvision's algorithm: 10 tries at a random area and log-uniform ratio,

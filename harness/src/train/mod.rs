@@ -44,8 +44,11 @@ pub struct Diagnostics {
     pub steps: u64,
     /// Step at which the loss became non-finite.
     pub diverged_at_step: Option<u64>,
-    /// Images skipped under `on_bad_image: skip`.
+    /// Training images skipped under `on_bad_image: skip` (once per epoch they were drawn in).
     pub skipped_images: usize,
+    /// Test images left out of evaluation under `on_bad_image: skip`.
+    #[serde(default)]
+    pub skipped_test_images: usize,
     /// The last epoch (counting from 0) held by the checkpoint this run resumed from; `None` when it
     /// trained from the start. (Progress messages count epochs from 1.)
     pub resumed_from_epoch: Option<u32>,
@@ -186,7 +189,8 @@ pub fn run_with(
         return Ok(outcome);
     }
     let eval_start = Instant::now();
-    let (emb, labels) = splits::embed_test(&trainer.model, &data.test, device, t)?;
+    let (emb, labels, skipped) = splits::embed_test(&trainer.model, &data.test, device, t)?;
+    outcome.diagnostics.skipped_test_images = skipped;
     if let Some(dir) = save_embeddings {
         crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(Kind::Float))?;
         crate::npy::write(&dir.join("labels.npy"), &labels)?;

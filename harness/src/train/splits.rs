@@ -145,13 +145,14 @@ fn sha2_hex(t: &Tensor) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Embeds the test split in order, in evaluation mode; returns embeddings and labels on `device`.
+/// Embeds the test split in order, in evaluation mode; returns embeddings and labels on `device`,
+/// and how many test images were left out as unreadable (`on_bad_image: skip`).
 pub(super) fn embed_test(
     model: &EmbeddingModel,
     test: &Split,
     device: Device,
     t: &TrainConfig,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<(Tensor, Tensor, usize)> {
     let n = test.labels().len();
     let chunk = match test {
         Split::Memory { .. } => 256,
@@ -159,12 +160,13 @@ pub(super) fn embed_test(
     };
     let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(chunk).map(<[usize]>::to_vec).collect();
     tch::no_grad(|| {
-        let (mut embs, mut labels) = (vec![], vec![]);
+        let (mut embs, mut labels, mut skipped) = (vec![], vec![], 0);
         for b in test.batches(batches, t.workers, 0, 0) {
             let b = b?;
+            skipped += b.skipped;
             embs.push(model.forward(&b.x.to_device(device), false));
             labels.push(b.y.to_device(device));
         }
-        Ok((Tensor::cat(&embs, 0), Tensor::cat(&labels, 0)))
+        Ok((Tensor::cat(&embs, 0), Tensor::cat(&labels, 0), skipped))
     })
 }
