@@ -7,27 +7,27 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
     /// An operating-system error while `action` on `path` (a full disk reads "No space left on device").
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}: {error}", path.display())]
     Io {
         /// What was being done.
         action: &'static str,
         /// The file or folder concerned.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error (shown in the message, so not also chained as a source).
+        error: std::io::Error,
     },
     /// The content writer failed.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {error}", path.display())]
     Content {
         /// The target file.
         path: PathBuf,
         /// The writer's error.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FsError + 'a {
-    move |source| FsError::Io { action, path: path.to_path_buf(), source }
+    move |error| FsError::Io { action, path: path.to_path_buf(), error }
 }
 
 /// The temporary file beside `path` that this process writes before renaming:
@@ -49,7 +49,7 @@ where
     std::fs::create_dir_all(dir).map_err(io("creating folder", dir))?;
     let tmp = temp_path(path);
     let result = write(&tmp)
-        .map_err(|e| FsError::Content { path: path.to_path_buf(), source: e.into() })
+        .map_err(|e| FsError::Content { path: path.to_path_buf(), error: e.into() })
         .and_then(|()| std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io("syncing", &tmp)))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(io("renaming a temporary file to", path)));
     if result.is_err() {
