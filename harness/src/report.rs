@@ -291,65 +291,143 @@ fn metric_table(rows: &[Row], metrics: &[String], paper: &serde_yaml::Value, dat
     b.build().with(Style::markdown()).to_string()
 }
 
-/// Paired comparisons of every row against the baseline kind; returns verdict lines for SoftTriple K > 1.
-fn comparisons(s: &mut String, rows: &[Row], baseline: &str) -> Option<Vec<String>> {
-    let base = rows.iter().find(|r| r.loss.kind() == baseline)?;
-    let others: Vec<&Row> = rows.iter().filter(|r| !std::ptr::eq(*r, base)).collect();
-    if others.is_empty() {
-        return None;
-    }
-    let metrics = ["R@1", "NMI", "MAP@R"];
-    let mut tests = vec![];
-    for r in &others {
-        for m in metrics {
-            let (a, b) = (values_of(r, m), values_of(base, m));
+/// Power the minimum detectable difference is stated at.
+pub const POWER: f64 = 0.8;
+
+/// The smallest difference of interest, in metric points: a non-significant difference whose 95% CI
+/// lies within ± this is reported as absent (the resolution the quickstart is sized for).
+pub const RELEVANT_DIFFERENCE: f64 = 2.0;
+
+/// One comparison of a row with the baseline on one metric, with its Holm-adjusted p-values.
+struct Comparison<'a> {
+    row: &'a Row<'a>,
+    metric: &'static str,
+    test: PairedTest,
+    t_holm: Option<f64>,
+    w_holm: Option<f64>,
+    /// Smallest true difference the paired t-test detects with [`POWER`] at α/m (m: the family).
+    mdd: Option<f64>,
+}
+
+/// Every row against the baseline on R@1, NMI and MAP@R; Holm over the whole family.
+fn compare_all<'a>(rows: &'a [Row<'a>], base: &'a Row<'a>) -> Vec<Comparison<'a>> {
+    let mut out = vec![];
+    for r in rows.iter().filter(|r| !std::ptr::eq(*r, base)) {
+        for metric in ["R@1", "NMI", "MAP@R"] {
+            let (a, b) = (values_of(r, metric), values_of(base, metric));
             if !a.is_empty() && !b.is_empty() {
-                tests.push((r, m, paired(&a, &b)));
+                let test = paired(&a, &b);
+                out.push(Comparison { row: r, metric, test, t_holm: None, w_holm: None, mdd: None });
             }
         }
     }
-    let with_p: Vec<usize> = (0..tests.len()).filter(|&i| tests[i].2.t_p.is_some()).collect();
-    let adj_t = holm(&with_p.iter().map(|&i| tests[i].2.t_p.unwrap()).collect::<Vec<_>>());
-    let adj_w = holm(&with_p.iter().map(|&i| tests[i].2.wilcoxon_p.unwrap()).collect::<Vec<_>>());
-    let adjusted = |i: usize| with_p.iter().position(|&j| j == i).map(|k| (adj_t[k], adj_w[k]));
+    let with_p: Vec<usize> = (0..out.len()).filter(|&i| out[i].test.t_p.is_some()).collect();
+    let adj_t = holm(&with_p.iter().map(|&i| out[i].test.t_p.unwrap()).collect::<Vec<_>>());
+    let adj_w = holm(&with_p.iter().map(|&i| out[i].test.wilcoxon_p.unwrap()).collect::<Vec<_>>());
+    let level = ALPHA / with_p.len().max(1) as f64;
+    for (k, &i) in with_p.iter().enumerate() {
+        let c = &mut out[i];
+        (c.t_holm, c.w_holm) = (Some(adj_t[k]), Some(adj_w[k]));
+        c.mdd = stats::min_detectable_difference(c.test.sd, c.test.n, level, POWER);
+    }
+    out
+}
+
+/// What a comparison shows: a real difference (significant after Holm), an absent one (the 95% CI
+/// excludes any difference of [`RELEVANT_DIFFERENCE`] or more), or one below what the study can see.
+fn finding(c: &Comparison) -> String {
+    match c.t_holm {
+        None => format!("not testable ({} shared seeds)", c.test.n),
+        Some(p) if p < ALPHA && c.test.mean_diff > 0.0 => "**real: better**".into(),
+        Some(p) if p < ALPHA => "**real: worse**".into(),
+        Some(_) if c.test.mean_diff.abs() + c.test.ci95 < RELEVANT_DIFFERENCE => {
+            format!("**absent** (CI within ±{RELEVANT_DIFFERENCE})")
+        }
+        Some(_) => "**below what this study can see**".into(),
+    }
+}
+
+/// The Wilcoxon column: its Holm p-value, or why it cannot reach α with these seeds.
+fn wilcoxon_cell(c: &Comparison, family: usize) -> String {
+    let floor = stats::wilcoxon_min_p(c.test.n) * family as f64;
+    match c.w_holm {
+        Some(_) if floor >= ALPHA => format!("cannot reach α (n = {}: min p {:.3})", c.test.n, floor.min(1.0)),
+        p => fmt_p(p),
+    }
+}
+
+/// Paired comparisons of every row against the baseline kind, with what each can detect; returns
+/// verdict lines for SoftTriple K > 1.
+fn comparisons(s: &mut String, rows: &[Row], baseline: &str) -> Option<Vec<String>> {
+    let base = rows.iter().find(|r| r.loss.kind() == baseline)?;
+    let all = compare_all(rows, base);
+    if all.is_empty() {
+        return None;
+    }
+    let family = all.iter().filter(|c| c.t_holm.is_some()).count();
     let _ = writeln!(s, "### Paired comparisons against {}\n", base.label);
     let mut b = Builder::default();
-    b.push_record(["method", "metric", "shared seeds", "Δ mean ± CI", "paired t p (Holm)", "Wilcoxon p (Holm)"]);
+    b.push_record([
+        "method",
+        "metric",
+        "seeds",
+        "Δ mean ± CI",
+        "paired t p (Holm)",
+        "Wilcoxon p (Holm)",
+        "MDD",
+        "finding",
+    ]);
     let mut verdicts = vec![];
-    for (i, (r, m, t)) in tests.iter().enumerate() {
-        let (pt, pw) = adjusted(i).map_or((None, None), |(a, b)| (Some(a), Some(b)));
-        let ci = if t.ci95.is_nan() { String::new() } else { format!(" ± {:.2}", t.ci95) };
-        b.push_record([
-            r.label.clone(),
-            m.to_string(),
-            t.n.to_string(),
-            format!("{:+.2}{ci}", t.mean_diff),
-            fmt_p(pt),
-            fmt_p(pw),
-        ]);
-        let multi = matches!(r.loss, LossConfig::SoftTriple(c) if c.centers_per_class > 1 && c.tau > 0.0);
-        if multi && *m == "R@1" {
-            let what = match pt {
-                None => format!("not testable ({} shared seeds)", t.n),
-                Some(p) if p < ALPHA && t.mean_diff > 0.0 => {
-                    format!("**yes** — significantly better (paired t p = {}, Holm)", fmt_p(Some(p)))
-                }
-                Some(p) if p < ALPHA => format!("**no** — significantly worse (paired t p = {}, Holm)", fmt_p(Some(p))),
-                Some(p) => format!("**no significant difference** (paired t p = {}, Holm)", fmt_p(Some(p))),
-            };
+    for c in &all {
+        let ci = if c.test.ci95.is_nan() { String::new() } else { format!(" ± {:.2}", c.test.ci95) };
+        let mdd = c.mdd.map_or("–".into(), |m| format!("{m:.2}"));
+        let (delta, what) = (format!("{:+.2}{ci}", c.test.mean_diff), finding(c));
+        let cells = [
+            &c.row.label,
+            c.metric,
+            &c.test.n.to_string(),
+            &delta,
+            &fmt_p(c.t_holm),
+            &wilcoxon_cell(c, family),
+            &mdd,
+            &what,
+        ];
+        b.push_record(cells.map(|x| x.to_string()));
+        let multi = matches!(c.row.loss, LossConfig::SoftTriple(l) if l.centers_per_class > 1 && l.tau > 0.0);
+        if multi && c.metric == "R@1" {
             verdicts.push(format!(
-                "{} vs {} on R@1: Δ = {:+.2}{ci} points over {} seeds: {what}",
-                r.label, base.label, t.mean_diff, t.n
+                "{} vs {} on R@1: Δ = {delta} points (95% CI) over {} seeds, paired t p = {} (Holm), MDD {mdd}: {what}",
+                c.row.label,
+                base.label,
+                c.test.n,
+                fmt_p(c.t_holm)
             ));
         }
     }
     let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
     let _ = writeln!(
         s,
-        "Δ = method − {} in points, matched by seed; the Holm family is every test in this table.\n",
-        base.label
+        "Δ = method − {} in points, matched by seed; the Holm family is the {family} tests of this table. {}\n",
+        base.label,
+        mdd_summary(&all, family)
     );
     Some(verdicts)
+}
+
+/// The table's minimum detectable R@1 difference, in words.
+fn mdd_summary(all: &[Comparison], family: usize) -> String {
+    let mut r1: Vec<f64> = all.iter().filter(|c| c.metric == "R@1").filter_map(|c| c.mdd).collect();
+    if r1.is_empty() {
+        return "No minimum detectable difference: too few shared seeds.".into();
+    }
+    r1.sort_by(f64::total_cmp);
+    format!(
+        "**Minimum detectable difference (MDD)**: the smallest true difference the paired t-test would detect with {:.0}% power at α/m = {ALPHA}/{family}, from each comparison's observed paired spread; for R@1 the median is **{:.2} points** (range {:.2}–{:.2}). A finding is *real* when the Holm-adjusted p < {ALPHA}, *absent* when it is not and the 95% CI of Δ lies within ±{RELEVANT_DIFFERENCE} points (the smallest difference of interest), and *below what this study can see* otherwise (the MDD says how large a difference would have been needed).",
+        100.0 * POWER,
+        r1[r1.len() / 2],
+        r1[0],
+        r1[r1.len() - 1]
+    )
 }
 
 /// The K sweep and regularizer ablation: multi-centre rows with their effective centres.
