@@ -13,7 +13,7 @@ HARNESS := target/release/harness
 # compiles the workspace once; its committed baseline was made by the same build.
 CI_HARNESS := target/debug/harness
 
-.PHONY: setup build quickstart test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: setup build quickstart quickstart-reference test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -27,11 +27,20 @@ $(VENV)/.torch-$(TORCH_VERSION):
 build: setup
 	$(CARGO) build --release --locked -p harness
 
-## quickstart: the main job: the quickstart sweep on the synthetic data, then its report
+## quickstart: the main job: train every run of the quickstart sweep into results/quickstart/ (git-ignored;
+## resumable), write its report there, and compare it with the committed reference in reports/quickstart/
 quickstart: build
 	$(HARNESS) doctor
 	$(HARNESS) sweep configs/quickstart.yaml --results results/quickstart
-	$(HARNESS) report results/quickstart -o reports/quickstart.md
+	$(HARNESS) report results/quickstart -o results/quickstart/report.md
+	@bash bench/quickstart/agreement.sh $(HARNESS) reports/quickstart results/quickstart
+
+## quickstart-reference: make the fresh quickstart results the committed reference (review, then commit)
+quickstart-reference: quickstart
+	rm -rf reports/quickstart
+	mkdir -p reports/quickstart
+	cp -r results/quickstart/runs results/quickstart/sweep.json reports/quickstart/
+	$(HARNESS) report reports/quickstart -o reports/quickstart/report.md
 
 ## doctor: what the harness sees (versions, threads, CUDA)
 doctor: build

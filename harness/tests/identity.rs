@@ -109,12 +109,12 @@ fn train_and_sweep_give_one_run_one_id_with_or_without_a_device() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The committed results folders were written under record schema 1: today's sweep of the same
-/// file finds every run recorded, so nothing is orphaned or run again.
+/// The committed results folders (the CI baseline was written under record schema 1): today's
+/// sweep of the same file finds every run recorded, so nothing is orphaned or run again.
 #[test]
 fn committed_results_are_found_by_todays_sweeps() {
     for (config, results) in
-        [("configs/ci.yaml", "results/baselines/ci"), ("configs/quickstart.yaml", "results/quickstart")]
+        [("configs/ci.yaml", "results/baselines/ci"), ("configs/quickstart.yaml", "reports/quickstart")]
     {
         let sweep = Sweep::load(&repo().join(config)).unwrap();
         let records = harness::store::read_records(&repo().join(results)).unwrap();
@@ -123,11 +123,14 @@ fn committed_results_are_found_by_todays_sweeps() {
         planned.sort();
         found.sort();
         assert_eq!(planned, found, "{results}");
-        // Written under schema 1: the lock file lists the schema-1 ids of the same sweep.
+        // The lock file lists the ids of its schema (1: every field hashed) for the same sweep.
         let lock: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(repo().join(results).join("sweep.json")).unwrap()).unwrap();
-        let v1: Vec<String> = sweep.runs.iter().map(|r| run_id_v1(&r.config)).collect();
-        assert_eq!(lock["run_ids"], serde_json::json!(v1), "{results}");
+        let ids: Vec<String> = match lock["schema_version"].as_u64() {
+            None | Some(1) => sweep.runs.iter().map(|r| run_id_v1(&r.config)).collect(),
+            Some(_) => sweep.runs.iter().map(|r| r.id.clone()).collect(),
+        };
+        assert_eq!(lock["run_ids"], serde_json::json!(ids), "{results}");
     }
     // And a sweep over a copy runs nothing.
     let dir = tmp("committed");
