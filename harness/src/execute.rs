@@ -36,8 +36,8 @@ pub enum Executed {
     Ran(RunRecord, PathBuf),
     /// Another process holds its lock (it is running there).
     Busy,
-    /// It already has a record that is not to be replaced.
-    AlreadyRecorded(RunRecord),
+    /// It already has a record that is not to be replaced; the record and its path.
+    AlreadyRecorded(RunRecord, PathBuf),
 }
 
 /// Whether an error comes from writing the results folder (a full disk, a read-only folder, a lock
@@ -62,9 +62,9 @@ pub fn execute_run(
     let slug = store::slug(config);
     let Some(lock) = crate::fsio::try_lock(&work_dir(results, &id).join("lock"))? else { return Ok(Executed::Busy) };
     // Another process may have finished it between our planning and our lock.
-    if let Some(existing) = store::read_record(results, &id, &slug)? {
+    if let Some((existing, path)) = store::read_record(results, &id, &slug)? {
         if existing.outcome.status == RunStatus::Finished || !opts.replace_unfinished {
-            return Ok(Executed::AlreadyRecorded(existing));
+            return Ok(Executed::AlreadyRecorded(existing, path));
         }
     }
     let plan = CheckpointPlan { path: work_dir(results, &id).join("checkpoint.ot"), config_hash: id.clone() };

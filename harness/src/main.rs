@@ -216,8 +216,7 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
     let (record, path) = match executed {
         Executed::Ran(record, path) => (record, path),
         Executed::Busy => bail!("another process is running this run into {} (its lock is held)", out.display()),
-        Executed::AlreadyRecorded(record) => {
-            let path = out.join("runs").join(harness::store::record_file_name(&record.id, &record.slug));
+        Executed::AlreadyRecorded(record, path) => {
             tracing::info!("already recorded (a finished record is never replaced)");
             (record, path)
         }

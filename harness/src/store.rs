@@ -171,22 +171,32 @@ pub fn record_file_name(id: &str, slug: &str) -> String {
 
 /// Writes a record as `runs/<slug>-<id>.json` under `results_dir`; returns its path.
 pub fn write_record(results_dir: &Path, record: &RunRecord) -> Result<PathBuf> {
-    let path = results_dir.join("runs").join(record_file_name(&record.id, &record.slug));
+    let path = record_path(results_dir, &record.id, &record.slug);
     crate::fsio::write_atomic(&path, serde_json::to_string_pretty(record)?.as_bytes())?;
     Ok(path)
 }
 
-/// The record of run `id` at its own file name, if there is one (upgraded, see [`upgrade`]).
-pub fn read_record(results_dir: &Path, id: &str, slug: &str) -> Result<Option<RunRecord>> {
-    let p = results_dir.join("runs").join(record_file_name(id, slug));
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", p.display()))),
-    };
-    let mut r: RunRecord = serde_json::from_str(&text).with_context(|| format!("{}: not a run record", p.display()))?;
+/// Where the record of run `id` lives in a results folder: `runs/<slug>-<id>.json`.
+pub fn record_path(results_dir: &Path, id: &str, slug: &str) -> PathBuf {
+    results_dir.join("runs").join(record_file_name(id, slug))
+}
+
+/// The record of run `id` at its own file name with that path, if there is one (upgraded, see
+/// [`upgrade`]).
+pub fn read_record(results_dir: &Path, id: &str, slug: &str) -> Result<Option<(RunRecord, PathBuf)>> {
+    let p = record_path(results_dir, id, slug);
+    match std::fs::read_to_string(&p) {
+        Ok(text) => Ok(Some((parse_record(&p, &text)?, p))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", p.display()))),
+    }
+}
+
+/// A record file's text as a record of today's schema.
+fn parse_record(p: &Path, text: &str) -> Result<RunRecord> {
+    let mut r: RunRecord = serde_json::from_str(text).with_context(|| format!("{}: not a run record", p.display()))?;
     upgrade(&mut r);
-    Ok(Some(r))
+    Ok(r)
 }
 
 /// Brings a record read from disk to [`RECORD_SCHEMA`]: a schema-1 record gets its id recomputed
@@ -214,13 +224,12 @@ pub fn read_records(results_dir: &Path) -> Result<Vec<RunRecord>> {
             continue;
         }
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        let mut r: RunRecord =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a run record", p.display()))?;
-        upgrade(&mut r);
+        let r = parse_record(&p, &text)?;
         let rank = |r: &RunRecord| (r.outcome.status == crate::train::RunStatus::Finished, r.finished_at.clone());
-        match by_id.get(&r.id) {
+        let replaces = match by_id.get(&r.id) {
             Some((other, kept)) => {
-                let (keep, drop) = if rank(&r) > rank(kept) { (&p, other) } else { (other, &p) };
+                let replaces = rank(&r) > rank(kept);
+                let (keep, drop) = if replaces { (&p, other) } else { (other, &p) };
                 tracing::warn!(
                     "{} and {} hold the same run (id {}): counting {} only",
                     drop.display(),
@@ -228,13 +237,12 @@ pub fn read_records(results_dir: &Path) -> Result<Vec<RunRecord>> {
                     r.id,
                     keep.display()
                 );
-                if rank(&r) > rank(kept) {
-                    by_id.insert(r.id.clone(), (p, r));
-                }
+                replaces
             }
-            None => {
-                by_id.insert(r.id.clone(), (p, r));
-            }
+            None => true,
+        };
+        if replaces {
+            by_id.insert(r.id.clone(), (p, r));
         }
     }
     let mut out: Vec<RunRecord> = by_id.into_values().map(|(_, r)| r).collect();

@@ -293,7 +293,7 @@ pub fn run_sweep(
                 progress(SweepEvent::RunSkipped { slug: run.slug.clone(), why: "another process is running it" });
                 continue;
             }
-            Executed::AlreadyRecorded(_) => {
+            Executed::AlreadyRecorded(..) => {
                 summary.skipped += 1;
                 progress(SweepEvent::RunSkipped {
                     slug: run.slug.clone(),
