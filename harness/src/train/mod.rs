@@ -139,7 +139,7 @@ pub fn run_with(
     }
     let data =
         splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;
-    let test_size = data.test.labels().len();
+    let test_size = data.test.len();
     if let Some(k) = config.eval.recall_at.iter().find(|&&k| k < 1 || k as usize >= test_size) {
         anyhow::bail!(
             "`eval.recall_at`: R@{k} needs 1 <= K < the test split's {test_size} images; checked before training"

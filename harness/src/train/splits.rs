@@ -25,6 +25,14 @@ pub(super) struct TrainBatch {
 }
 
 impl Split {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Split::Memory { y, .. } => y.size()[0] as usize,
+            Split::Images(s) => s.labels.len(),
+        }
+    }
+
     /// Labels in split order (0..C).
     pub fn labels(&self) -> Vec<i64> {
         match self {
@@ -153,7 +161,7 @@ pub(super) fn embed_test(
     device: Device,
     t: &TrainConfig,
 ) -> Result<(Tensor, Tensor, usize)> {
-    let n = test.labels().len();
+    let n = test.len();
     let chunk = match test {
         Split::Memory { .. } => 256,
         Split::Images(_) => t.batch_size.max(1) * 2,
