@@ -341,12 +341,13 @@ fn sweep(
     let (i, n) = opts.shard;
     let s = &summary;
     tracing::info!(
-        "shard {i}/{n}: {} runs, {} already recorded, {} finished, {} diverged, {} failed; records in {}",
+        "shard {i}/{n}: {} runs, {} already recorded, {} finished, {} diverged, {} failed, {} left to another process running them; records in {}",
         s.in_shard,
         s.skipped,
         s.finished,
         s.diverged,
         s.failed,
+        s.busy,
         results.join("runs").display()
     );
     let failed = s.failed + s.failed_before;
