@@ -2,6 +2,8 @@
 //! `sweep` give one run one id whatever `--device` says; a new option with a default moves no id;
 //! the committed results folders (written under record schema 1) are still found by today's
 //! sweeps; a copied record is counted once.
+mod common;
+
 use harness::store::{default_sections, id_of, identity_of, run_id, run_id_v1};
 use harness::sweep::Sweep;
 use std::path::{Path, PathBuf};
@@ -25,10 +27,7 @@ fn repo() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("harness-identity-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("identity", name)
 }
 
 fn harness(args: &[&str], paths: &[&Path]) -> (bool, String) {

@@ -2,6 +2,8 @@
 //! killed at random, an infrastructure fault (a checkpoint that cannot be written), and a disk that
 //! fills up. Nothing finished is lost or replaced, nothing is recorded as failed that did not fail,
 //! and every fault ends in a clear message and exit 1.
+mod common;
+
 use harness::sweep::Sweep;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,10 +26,7 @@ eval: {recall_at: [1, 2], kmeans_restarts: 1}
 "#;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("harness-rel-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("rel", name)
 }
 
 fn sweep_cmd(file: &Path, results: &Path, shard: Option<&str>) -> Command {

@@ -1,5 +1,7 @@
 //! Sweeps as a user runs them: expansion, stable ids, a sweep killed mid-way and resumed, shards
 //! writing into one folder, a changed sweep file, and the report.
+mod common;
+
 use harness::sweep::Sweep;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,10 +27,7 @@ fn harness() -> Command {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("harness-sweep-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("sweep", name)
 }
 
 fn write_sweep(dir: &Path, text: &str) -> PathBuf {
