@@ -26,12 +26,14 @@ pub fn default_configs() -> Vec<LossConfig> {
 /// Optimises free embeddings (8 classes × 4 samples, dim 16) and the loss's centres with Adam for
 /// `steps` steps, and checks the loss is finite throughout and lower at the end.
 pub fn check(config: &LossConfig, steps: usize, device: Device) -> Result<LossCheck> {
-    tch::manual_seed(0);
     let (classes, per_class, dim) = (8_i64, 4_i64, 16_i64);
     let vs = nn::VarStore::new(device);
     let root = vs.root();
-    let x = root.var("embeddings", &[classes * per_class, dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
-    let loss = config.build(&root.sub("loss"), classes, dim).with_context(|| format!("building {}", config.kind()))?;
+    let (x, loss) = crate::rng::with_torch_seed(0, || {
+        let x = root.var("embeddings", &[classes * per_class, dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        (x, config.build(&root.sub("loss"), classes, dim))
+    });
+    let loss = loss.with_context(|| format!("building {}", config.kind()))?;
     let y = Tensor::arange(classes, (Kind::Int64, device)).repeat_interleave_self_int(per_class, 0, None);
     let mut opt = nn::Adam::default().build(&vs, 0.05)?;
     let mut first = None;

@@ -46,9 +46,12 @@ fn no_nmi() -> EvalConfig {
 #[test]
 fn retrieval_metrics_match_a_dense_brute_force_reference_on_random_cases() {
     for (seed, n, d, classes) in [(1, 60, 4, 7), (2, 200, 16, 30), (3, 333, 8, 50)] {
-        tch::manual_seed(seed);
-        let x = Tensor::randn([n, d], tch::kind::FLOAT_CPU);
-        let labels = Tensor::randint(classes, [n], (Kind::Int64, tch::Device::Cpu));
+        let (x, labels) = harness::rng::with_torch_seed(seed, || {
+            (
+                Tensor::randn([n, d], tch::kind::FLOAT_CPU),
+                Tensor::randint(classes, [n], (Kind::Int64, tch::Device::Cpu)),
+            )
+        });
         let l: Vec<i64> = Vec::try_from(&labels).unwrap();
         let mut cfg = no_nmi();
         cfg.memory_budget = 8 * n as usize * 9; // 9 query rows a chunk: many chunks
@@ -79,18 +82,19 @@ fn a_duplicate_embedding_counts_as_a_neighbour_and_the_query_itself_never_does()
 
 #[test]
 fn metrics_are_invariant_to_scaling_embeddings_and_to_permuting_samples() {
-    tch::manual_seed(9);
-    let x = Tensor::randn([150, 6], tch::kind::FLOAT_CPU);
-    let labels = Tensor::randint(12, [150], (Kind::Int64, tch::Device::Cpu));
+    let (x, labels, scales, perm) = harness::rng::with_torch_seed(9, || {
+        let x = Tensor::randn([150, 6], tch::kind::FLOAT_CPU);
+        let labels = Tensor::randint(12, [150], (Kind::Int64, tch::Device::Cpu));
+        let scales = Tensor::rand([150, 1], tch::kind::FLOAT_CPU) * 10.0 + 0.1;
+        (x, labels, scales, Tensor::randperm(150, (Kind::Int64, tch::Device::Cpu)))
+    });
     let cfg = EvalConfig { recall_at: vec![1, 5], kmeans_restarts: 2, ..Default::default() };
     let base = evaluate(&x, &labels, &cfg).unwrap();
-    let scales = Tensor::rand([150, 1], tch::kind::FLOAT_CPU) * 10.0 + 0.1;
     let scaled = evaluate(&(&x * scales), &labels, &cfg).unwrap();
     assert_eq!(base.retrieval, scaled.retrieval);
     let nmi_a = base.nmi.as_ref().unwrap().nmi;
     let nmi_b = scaled.nmi.as_ref().unwrap().nmi;
     assert!((nmi_a - nmi_b).abs() < 1e-9, "NMI moved under scaling: {nmi_a} vs {nmi_b}");
-    let perm = Tensor::randperm(150, (Kind::Int64, tch::Device::Cpu));
     let permuted = evaluate(&x.index_select(0, &perm), &labels.index_select(0, &perm), &cfg).unwrap();
     for (a, b) in base.retrieval.recall_at_k.iter().zip(&permuted.retrieval.recall_at_k) {
         assert!((a.1 - b.1).abs() < 1e-12);
@@ -126,11 +130,12 @@ fn nmi_matches_scikit_learn_on_committed_fixtures() {
 
 #[test]
 fn well_separated_classes_score_perfectly_and_restarts_are_reported() {
-    tch::manual_seed(4);
     let classes = 6;
-    let centres = Tensor::randn([classes, 16], tch::kind::FLOAT_CPU) * 10.0;
     let labels = Tensor::arange(classes, (Kind::Int64, tch::Device::Cpu)).repeat_interleave_self_int(10, 0, None);
-    let x = centres.index_select(0, &labels) + Tensor::randn([60, 16], tch::kind::FLOAT_CPU) * 0.05;
+    let x = harness::rng::with_torch_seed(4, || {
+        let centres = Tensor::randn([classes, 16], tch::kind::FLOAT_CPU) * 10.0;
+        centres.index_select(0, &labels) + Tensor::randn([60, 16], tch::kind::FLOAT_CPU) * 0.05
+    });
     let r = evaluate(&x, &labels, &EvalConfig { kmeans_restarts: 4, ..Default::default() }).unwrap();
     assert!(r.retrieval.recall_at_k.iter().all(|(_, v)| *v == 1.0));
     assert_eq!(r.retrieval.map_at_r, 1.0);
@@ -158,10 +163,11 @@ fn bad_inputs_are_reported_clearly() {
 
 #[test]
 fn huge_and_tiny_embeddings_score_like_ordinary_ones_and_zero_rows_are_refused() {
-    tch::manual_seed(3);
     let labels = tch::Tensor::arange(60, (tch::Kind::Int64, tch::Device::Cpu)).remainder(6);
-    let means = tch::Tensor::randn([6, 8], tch::kind::FLOAT_CPU) * 2.0;
-    let x = means.index_select(0, &labels) + tch::Tensor::randn([60, 8], tch::kind::FLOAT_CPU);
+    let x = harness::rng::with_torch_seed(3, || {
+        let means = tch::Tensor::randn([6, 8], tch::kind::FLOAT_CPU) * 2.0;
+        means.index_select(0, &labels) + tch::Tensor::randn([60, 8], tch::kind::FLOAT_CPU)
+    });
     let config = EvalConfig { recall_at: vec![1, 2, 4], kmeans_restarts: 1, ..EvalConfig::default() };
     let base = evaluate(&x, &labels, &config).unwrap();
     // float32 squares of 1e20 overflow and of 1e-30 underflow: before, both gave chance-level scores.

@@ -22,17 +22,18 @@ eval: {recall_at: [1, 2], kmeans_restarts: 1}
 
 /// Gaussian classes in 24 dimensions: 12 training and 12 other test classes of 10 vectors each.
 fn write_features(dir: &Path) {
-    tch::manual_seed(11);
-    for (split, classes) in [("train", 0..12i64), ("test", 12..24i64)] {
-        let n = classes.clone().count() as i64 * 10;
-        let labels: Vec<i64> = classes.flat_map(|c| std::iter::repeat_n(c, 10)).collect();
-        let labels = tch::Tensor::from_slice(&labels);
-        let means = tch::Tensor::randn([24, 24], (tch::Kind::Float, tch::Device::Cpu)) * 1.5;
-        let noise = tch::Tensor::randn([n, 24], (tch::Kind::Float, tch::Device::Cpu));
-        let x = means.index_select(0, &labels) + noise;
-        harness::npy::write(&dir.join(format!("{split}_x.npy")), &x).unwrap();
-        harness::npy::write(&dir.join(format!("{split}_y.npy")), &labels).unwrap();
-    }
+    harness::rng::with_torch_seed(11, || {
+        for (split, classes) in [("train", 0..12i64), ("test", 12..24i64)] {
+            let n = classes.clone().count() as i64 * 10;
+            let labels: Vec<i64> = classes.flat_map(|c| std::iter::repeat_n(c, 10)).collect();
+            let labels = tch::Tensor::from_slice(&labels);
+            let means = tch::Tensor::randn([24, 24], (tch::Kind::Float, tch::Device::Cpu)) * 1.5;
+            let noise = tch::Tensor::randn([n, 24], (tch::Kind::Float, tch::Device::Cpu));
+            let x = means.index_select(0, &labels) + noise;
+            harness::npy::write(&dir.join(format!("{split}_x.npy")), &x).unwrap();
+            harness::npy::write(&dir.join(format!("{split}_y.npy")), &labels).unwrap();
+        }
+    });
 }
 
 fn sweep(dir: &Path, results: &str) -> PathBuf {

@@ -2,14 +2,10 @@
 use harness::data::synthetic::SyntheticConfig;
 use harness::data::DatasetConfig;
 use harness::train::{CheckpointPlan, RunConfig, RunEvent, RunOutcome, RunStatus};
-use std::sync::Mutex;
 
-/// libtorch's random generator is process-global and the tests of this file run in parallel
-/// threads: runs take this lock so that no other test reseeds the generator mid-initialisation.
-static TORCH_RNG: Mutex<()> = Mutex::new(());
-
+/// One run. Runs of parallel tests may overlap: `Trainer::build` seeds and initialises under
+/// `harness::rng::with_torch_seed`, so each run's parameters depend on its seed alone.
 fn run(c: &RunConfig, plan: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> anyhow::Result<RunOutcome> {
-    let _guard = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     harness::train::run(c, plan, progress)
 }
 

@@ -275,8 +275,8 @@ mod tests {
 
     #[test]
     fn separated_blobs_are_recovered_by_both_inits_and_restarts_differ_by_seed() {
-        tch::manual_seed(0);
-        let x = blobs(20, &[[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [5.0, 5.0, 5.0]], 0.1);
+        let centres = [[5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0], [5.0, 5.0, 5.0]];
+        let x = crate::rng::with_torch_seed(0, || blobs(20, &centres, 0.1));
         let truth: Vec<i64> = (0..80).map(|i| i / 20).collect();
         for init in [KMeansInit::KMeansPlusPlus, KMeansInit::Random] {
             let runs = kmeans(&x, &config(4, init, 3), 1 << 20);
@@ -317,12 +317,12 @@ mod tests {
 
     #[test]
     fn pruned_kmeans_plus_plus_draws_what_plain_kmeans_plus_plus_draws_with_fewer_distances() {
-        tch::manual_seed(6);
         // Clustered data (where the pruning pays) and structureless Gaussian data.
         let centres: Vec<[f32; 3]> =
             (0..12).map(|c| [(c % 3) as f32 * 4.0, (c / 3) as f32 * 4.0, (c % 2) as f32]).collect();
-        let clustered = blobs(40, &centres, 0.3);
-        let gaussian = Tensor::randn([300, 6], tch::kind::FLOAT_CPU);
+        let (clustered, gaussian) = crate::rng::with_torch_seed(6, || {
+            (blobs(40, &centres, 0.3), Tensor::randn([300, 6], tch::kind::FLOAT_CPU))
+        });
         // Share of the N·k distances of plain k-means++ that the pruning may compute at most.
         for (name, x, k, share) in [("clustered", &clustered, 24, 0.5), ("gaussian", &gaussian, 40, 0.99)] {
             let xx = row_sq_norms(x);
@@ -341,8 +341,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_clustering_and_chunking_does_not_change_it() {
-        tch::manual_seed(1);
-        let x = Tensor::randn([200, 5], tch::kind::FLOAT_CPU);
+        let x = crate::rng::with_torch_seed(1, || Tensor::randn([200, 5], tch::kind::FLOAT_CPU));
         let a = kmeans(&x, &config(7, KMeansInit::KMeansPlusPlus, 1), 1 << 20);
         let b = kmeans(&x, &config(7, KMeansInit::KMeansPlusPlus, 1), 7 * 8 * 13); // 13 rows a chunk
         assert_eq!(a[0].assignments, b[0].assignments);
@@ -353,8 +352,7 @@ mod tests {
 
     #[test]
     fn inertia_is_the_sum_of_squared_distances_to_the_assigned_means() {
-        tch::manual_seed(2);
-        let x = Tensor::randn([60, 4], tch::kind::DOUBLE_CPU);
+        let x = crate::rng::with_torch_seed(2, || Tensor::randn([60, 4], tch::kind::DOUBLE_CPU));
         let run = &kmeans(&x, &config(5, KMeansInit::KMeansPlusPlus, 1), 1 << 20)[0];
         let mut total = 0.0;
         for c in 0..5 {

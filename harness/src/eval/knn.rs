@@ -362,9 +362,8 @@ mod tests {
 
     #[test]
     fn the_fast_path_and_the_exact_path_agree_on_rows_with_and_without_boundary_ties() {
-        tch::manual_seed(3);
         // Quantised similarities: many exact ties, at the boundary and inside the top k.
-        let sim = (Tensor::rand([40, 30], tch::kind::FLOAT_CPU) * 5.0).floor();
+        let sim = crate::rng::with_torch_seed(3, || (Tensor::rand([40, 30], tch::kind::FLOAT_CPU) * 5.0).floor());
         let (fi, fv) = top_k_lowest_index_ties(&sim, 6);
         let (ei, ev) = top_k_exact(&sim, 6);
         assert!(fi.equal(&ei) && fv.equal(&ev));
@@ -382,10 +381,9 @@ mod tests {
 
     #[test]
     fn both_paths_equal_brute_force_at_every_block_size_on_tie_heavy_integer_vectors() {
-        tch::manual_seed(4);
         // Small-integer vectors: every dot product is exact in float32 whatever the summation order,
         // and duplicates and equal dot products make ties everywhere, at the boundary and inside.
-        let x = (Tensor::rand([83, 3], tch::kind::FLOAT_CPU) * 4.0).floor() - 1.0;
+        let x = crate::rng::with_torch_seed(4, || (Tensor::rand([83, 3], tch::kind::FLOAT_CPU) * 4.0).floor() - 1.0);
         for k in [1, 5, 17, 82] {
             let (bi, bv) = brute_force(&x, k);
             for (name, search) in PATHS {
@@ -401,8 +399,7 @@ mod tests {
 
     #[test]
     fn chunked_search_equals_one_chunk_and_brute_force() {
-        tch::manual_seed(5);
-        let x = Tensor::randn([97, 8], tch::kind::FLOAT_CPU);
+        let x = crate::rng::with_torch_seed(5, || Tensor::randn([97, 8], tch::kind::FLOAT_CPU));
         let x = &x / x.norm_scalaropt_dim(2, [1].as_slice(), true);
         let (bi, bv) = brute_force(&x, 10);
         assert_eq!(chunk_rows(97, 97 * BYTES_PER_ENTRY * 7), 7);

@@ -34,10 +34,12 @@ impl<'a> Trainer<'a> {
     /// Seeds libtorch, builds model and loss under one store, and one optimiser group per
     /// `train.lr` entry (backbone, head, centers).
     pub fn build(config: &'a RunConfig, device: Device, num_classes: i64, input_dim: Option<i64>) -> Result<Self> {
-        tch::manual_seed(config.seed as i64);
         let mut vs = nn::VarStore::new(device);
-        let model = EmbeddingModel::build(&config.model, &mut vs, "backbone", "head", config.dim, input_dim)?;
-        let loss = config.loss.build(&vs.root().sub("loss"), num_classes, config.dim)?;
+        let (model, loss) = crate::rng::with_torch_seed(config.seed as i64, || -> Result<_> {
+            let model = EmbeddingModel::build(&config.model, &mut vs, "backbone", "head", config.dim, input_dim)?;
+            let loss = config.loss.build(&vs.root().sub("loss"), num_classes, config.dim)?;
+            Ok((model, loss))
+        })?;
         let t = &config.train;
         // Groups named as `train.lr` names them; each takes the variables under its path in the store.
         let groups =
