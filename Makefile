@@ -13,7 +13,7 @@ HARNESS := target/release/harness
 # compiles the workspace once; its committed baseline was made by the same build.
 CI_HARNESS := target/debug/harness
 
-.PHONY: setup build quickstart quickstart-reference test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: setup build quickstart quickstart-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -41,6 +41,11 @@ quickstart-reference: quickstart
 	mkdir -p reports/quickstart
 	cp -r results/quickstart/runs results/quickstart/sweep.json reports/quickstart/
 	$(HARNESS) report reports/quickstart -o reports/quickstart/report.md
+
+## plugins: the loss plug-ins of plugins/ beside built-ins (configs/plugins.yaml) into results/plugins/ and its report
+plugins: build
+	$(HARNESS) sweep configs/plugins.yaml --results results/plugins
+	$(HARNESS) report results/plugins -o results/plugins/report.md
 
 ## doctor: what the harness sees (versions, threads, CUDA)
 doctor: build

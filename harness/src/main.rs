@@ -192,7 +192,10 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
         harness::device::resolve_device(&d).context("--device")?;
         config.train.device = d;
     }
-    let problems = config.problems();
+    let mut problems = config.problems();
+    if let Err(e) = config.loss.prepare(config.dim) {
+        problems.push(format!("`loss`: {e}")); // a plug-in's file hash joins the config here
+    }
     if !problems.is_empty() {
         bail!("{}: {} problem(s):\n  {}", file.display(), problems.len(), problems.join("\n  "));
     }

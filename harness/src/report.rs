@@ -170,10 +170,7 @@ fn k_sweep_plot(rows: &[Row], data: &str, dim: i64, stem: &str) -> Option<Plot> 
     let xs: Vec<String> = ks.iter().map(|k| k.to_string()).collect();
     let mut series: BTreeMap<String, crate::plot::Series> = BTreeMap::new();
     for r in multi {
-        let name = match r.loss {
-            LossConfig::SoftTriple(c) => format!("SoftTriple τ={}", c.tau),
-            _ => "HardTriple".to_string(),
-        };
+        let name = r.loss.family();
         let v: Vec<f64> = values_of(r, "R@1").iter().map(|x| x.1).collect();
         if v.is_empty() {
             continue;

@@ -265,7 +265,11 @@ mod tests {
 
     #[test]
     fn all_default_sections_of_two_kinds_stay_two_runs() {
-        let kinds = losses::LOSS_KINDS.map(|k| run_id(&config(&format!("{{kind: {k}}}"))));
+        let minimal = |k: &str| match k {
+            losses::PLUGIN_KIND => format!("{{kind: {k}, path: a.pt, name: A}}"),
+            _ => format!("{{kind: {k}}}"),
+        };
+        let kinds = losses::LOSS_KINDS.map(|k| run_id(&config(&minimal(k))));
         let distinct: std::collections::BTreeSet<&String> = kinds.iter().collect();
         assert_eq!(distinct.len(), kinds.len(), "{kinds:?}");
         let identity = identity_json(&config("{kind: proxy_nca}"));

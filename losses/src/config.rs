@@ -1,6 +1,7 @@
 //! The loss configuration enum (tagged by `kind`) and the one `build` that turns it into a loss.
 use crate::{
-    HardTripleConfig, LossError, MetricLoss, ProxyNcaConfig, SoftTripleConfig, SoftmaxNormConfig, TripletConfig,
+    HardTripleConfig, LossError, MetricLoss, ProxyNcaConfig, SoftTripleConfig, SoftmaxNormConfig, TorchScriptConfig,
+    TripletConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn;
@@ -21,14 +22,19 @@ pub enum LossConfig {
     HardTriple(HardTripleConfig),
     /// K centres per class, softmax pooling, centre regularizer.
     SoftTriple(SoftTripleConfig),
+    /// A loss written in PyTorch and exported as TorchScript; the harness owns its centres.
+    #[serde(rename = "torchscript")]
+    TorchScript(TorchScriptConfig),
 }
 
 impl LossConfig {
-    /// Centres per class for the multi-centre losses (HardTriple, SoftTriple); `None` for the others.
+    /// Centres per class for the multi-centre losses (HardTriple, SoftTriple, plug-ins with
+    /// centres); `None` for the others.
     pub fn centers_per_class(&self) -> Option<i64> {
         match self {
             LossConfig::HardTriple(c) => Some(c.centers_per_class),
             LossConfig::SoftTriple(c) => Some(c.centers_per_class),
+            LossConfig::TorchScript(c) if c.centers_per_class > 0 => Some(c.centers_per_class),
             _ => None,
         }
     }
@@ -38,6 +44,7 @@ impl LossConfig {
         match self {
             LossConfig::HardTriple(c) => c.centers_per_class = k,
             LossConfig::SoftTriple(c) => c.centers_per_class = k,
+            LossConfig::TorchScript(c) if c.centers_per_class > 0 => c.centers_per_class = k,
             _ => return false,
         }
         true
@@ -45,7 +52,18 @@ impl LossConfig {
 
     /// Whether the loss learns class centres or proxies (and so wants its own learning rate).
     pub fn has_centers(&self) -> bool {
-        !matches!(self, LossConfig::Triplet(_))
+        self.centers_per_class().is_some() || matches!(self, LossConfig::ProxyNca(_) | LossConfig::SoftmaxNorm(_))
+    }
+
+    /// Plug-ins: records the file's SHA-256 in the config (or checks it against the recorded one)
+    /// and calls the script once on a random batch of `dim`-sized embeddings. Built-ins: nothing.
+    pub fn prepare(&mut self, dim: i64) -> Result<(), LossError> {
+        if let LossConfig::TorchScript(c) = self {
+            c.validate()?;
+            c.pin()?;
+            c.probe(dim)?;
+        }
+        Ok(())
     }
 
     /// Checks every field's range without building anything.
@@ -64,6 +82,7 @@ impl LossConfig {
             LossConfig::SoftmaxNorm(c) => c.validate(),
             LossConfig::HardTriple(c) => c.validate(),
             LossConfig::SoftTriple(c) => c.validate(),
+            LossConfig::TorchScript(c) => c.validate(),
         }
     }
 
@@ -77,6 +96,7 @@ impl LossConfig {
             LossConfig::SoftmaxNorm(c) => Box::new(c.build(path, num_classes, dim)?),
             LossConfig::HardTriple(c) => Box::new(c.build(path, num_classes, dim)?),
             LossConfig::SoftTriple(c) => Box::new(c.build(path, num_classes, dim)?),
+            LossConfig::TorchScript(c) => Box::new(c.build(path, num_classes, dim)?),
         })
     }
 }

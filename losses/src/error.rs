@@ -48,6 +48,14 @@ pub enum LossError {
         /// Why no triplet could be formed.
         reason: String,
     },
+    /// A TorchScript loss plug-in cannot be used.
+    #[error("loss plug-in {}: {problem}", path.display())]
+    Plugin {
+        /// The plug-in's file, as the config names it.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// libtorch raised an error.
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),

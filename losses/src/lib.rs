@@ -1,5 +1,6 @@
 //! Deep metric learning losses on tch tensors (paper.md §2): triplet, ProxyNCA, Softmax_norm,
-//! HardTriple and SoftTriple with its centre regularizer.
+//! HardTriple and SoftTriple with its centre regularizer, and losses written in PyTorch and
+//! exported as TorchScript (plug-ins).
 //!
 //! A loss is described by a [`LossConfig`] (serde, tagged by `kind`) and built with
 //! [`LossConfig::build`] under an `nn::Path`, where its learnable centres live as one variable named
@@ -16,16 +17,18 @@ mod naming;
 mod proxy_nca;
 mod soft_triple;
 mod softmax_norm;
+mod torchscript;
 mod triplet;
 
 pub use centers::{effective_centers, Centers, EffectiveCenters, MERGED_CENTER_COSINE};
 pub use config::LossConfig;
 pub use error::LossError;
 pub use hard_triple::{HardTriple, HardTripleConfig};
-pub use naming::{check_variants, CHECK_VARIANTS, LOSS_KINDS};
+pub use naming::{check_variants, CHECK_VARIANTS, LOSS_KINDS, PLUGIN_KIND};
 pub use proxy_nca::{ProxyNca, ProxyNcaConfig};
 pub use soft_triple::{SoftTriple, SoftTripleConfig};
 pub use softmax_norm::{SoftmaxNorm, SoftmaxNormConfig};
+pub use torchscript::{TorchScriptConfig, TorchScriptLoss, RESERVED_PARAMS};
 pub use triplet::{pairwise_distances, Triplet, TripletConfig, TripletMining};
 
 use tch::Tensor;

@@ -3,11 +3,14 @@
 //! loss adds one entry here (the compiler points at every match below).
 use crate::LossConfig;
 
-/// Every loss kind, as spelt in YAML, in report order.
-pub const LOSS_KINDS: [&str; 5] = ["triplet", "proxy_nca", "softmax_norm", "hard_triple", "soft_triple"];
+/// Every loss kind, as spelt in YAML, in report order (plug-ins last).
+pub const LOSS_KINDS: [&str; 6] = ["triplet", "proxy_nca", "softmax_norm", "hard_triple", "soft_triple", PLUGIN_KIND];
 
-/// The variants a smoke check runs (`harness loss-check`): every kind, every triplet mining,
-/// SoftTriple with and without its regularizer.
+/// The kind of losses loaded from a TorchScript file; each is named by its config's `name`.
+pub const PLUGIN_KIND: &str = "torchscript";
+
+/// The variants a smoke check runs (`harness loss-check`): every built-in kind, every triplet
+/// mining, SoftTriple with and without its regularizer. Plug-ins are checked when planned.
 pub const CHECK_VARIANTS: [&str; 8] = [
     "{kind: triplet, mining: all, margin: 0.1}",
     "{kind: triplet, mining: semihard, margin: 0.1}",
@@ -38,6 +41,7 @@ impl LossConfig {
             LossConfig::SoftmaxNorm(_) => 2,
             LossConfig::HardTriple(_) => 3,
             LossConfig::SoftTriple(_) => 4,
+            LossConfig::TorchScript(_) => 5,
         }
     }
 
@@ -50,13 +54,28 @@ impl LossConfig {
             LossConfig::HardTriple(c) => format!("HardTriple K={}", c.centers_per_class),
             LossConfig::SoftTriple(c) if c.tau == 0.0 => format!("SoftTriple K={} τ=0", c.centers_per_class),
             LossConfig::SoftTriple(c) => format!("SoftTriple K={}", c.centers_per_class),
+            LossConfig::TorchScript(c) if c.centers_per_class > 0 => format!("{} K={}", c.name, c.centers_per_class),
+            LossConfig::TorchScript(c) => c.name.clone(),
+        }
+    }
+
+    /// The variant without its K: one line of a chart against K (`SoftTriple τ=0.2`, `HardTriple`,
+    /// a plug-in's name).
+    pub fn family(&self) -> String {
+        match self {
+            LossConfig::SoftTriple(c) => format!("SoftTriple τ={}", c.tau),
+            LossConfig::TorchScript(c) => c.name.clone(),
+            other => other.label(),
         }
     }
 
     /// The variant in run slugs and file names: kind without `_`, `-k<K>` for multi-centre losses,
     /// `-notau` without the regularizer, the mining for triplets (`softtriple-k4-notau`).
     pub fn slug(&self) -> String {
-        let mut s = self.kind().replace('_', "");
+        let mut s = match self {
+            LossConfig::TorchScript(c) => plugin_slug(&c.name),
+            _ => self.kind().replace('_', ""),
+        };
         if let Some(k) = self.centers_per_class() {
             s.push_str(&format!("-k{k}"));
         }
@@ -68,11 +87,27 @@ impl LossConfig {
         s
     }
 
-    /// Sort key of a report's rows: kind in [`LOSS_KINDS`] order, then K, then without the
-    /// regularizer before with it.
-    pub fn report_order(&self) -> (usize, i64, bool) {
+    /// Sort key of a report's rows: kind in [`LOSS_KINDS`] order, then a plug-in's name, then K,
+    /// then without the regularizer before with it.
+    pub fn report_order(&self) -> (usize, String, i64, bool) {
         let notau = matches!(self, LossConfig::SoftTriple(c) if c.tau == 0.0);
-        (self.kind_index(), self.centers_per_class().unwrap_or(0), !notau)
+        let name = match self {
+            LossConfig::TorchScript(c) => c.name.clone(),
+            _ => String::new(),
+        };
+        (self.kind_index(), name, self.centers_per_class().unwrap_or(0), !notau)
+    }
+}
+
+/// A plug-in's name in run slugs and file names: lower-case letters and digits, others as `-`.
+fn plugin_slug(name: &str) -> String {
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    if s.is_empty() {
+        "plugin".into()
+    } else {
+        s
     }
 }
 
@@ -87,7 +122,8 @@ mod tests {
     #[test]
     fn every_kind_in_the_list_parses_and_names_itself() {
         for (i, kind) in LOSS_KINDS.iter().enumerate() {
-            let c = parse(&format!("{{kind: {kind}}}"));
+            let extra = if *kind == PLUGIN_KIND { ", path: x.pt, name: X" } else { "" };
+            let c = parse(&format!("{{kind: {kind}{extra}}}"));
             assert_eq!(c.kind(), *kind);
             assert_eq!(c.report_order().0, i);
         }
@@ -96,7 +132,7 @@ mod tests {
     #[test]
     fn the_smoke_check_covers_every_kind() {
         let covered: Vec<&str> = check_variants().iter().map(LossConfig::kind).collect();
-        for kind in LOSS_KINDS {
+        for kind in LOSS_KINDS.into_iter().filter(|k| *k != PLUGIN_KIND) {
             assert!(covered.contains(&kind), "{kind} is not in CHECK_VARIANTS");
         }
     }
@@ -110,6 +146,12 @@ mod tests {
             ("{kind: hard_triple, centers_per_class: 3}", "HardTriple K=3", "hardtriple-k3"),
             ("{kind: soft_triple, centers_per_class: 4}", "SoftTriple K=4", "softtriple-k4"),
             ("{kind: soft_triple, centers_per_class: 4, tau: 0}", "SoftTriple K=4 τ=0", "softtriple-k4-notau"),
+            ("{kind: torchscript, path: p/ms.pt, name: MS}", "MS", "ms"),
+            (
+                "{kind: torchscript, path: a.pt, name: 'Soft Triple (TS)', centers_per_class: 2}",
+                "Soft Triple (TS) K=2",
+                "soft-triple-ts-k2",
+            ),
         ];
         for (yaml, label, slug) in cases {
             let c = parse(yaml);
@@ -125,6 +167,8 @@ mod tests {
             "{kind: soft_triple, centers_per_class: 1}",
             "{kind: hard_triple, centers_per_class: 8}",
             "{kind: triplet}",
+            "{kind: torchscript, path: b.pt, name: B}",
+            "{kind: torchscript, path: a.pt, name: A, centers_per_class: 3}",
         ]
         .iter()
         .map(|y| parse(y))
@@ -133,7 +177,7 @@ mod tests {
         let labels: Vec<String> = v.iter().map(LossConfig::label).collect();
         assert_eq!(
             labels,
-            ["Triplet (all)", "HardTriple K=8", "SoftTriple K=1", "SoftTriple K=2 τ=0", "SoftTriple K=2"]
+            ["Triplet (all)", "HardTriple K=8", "SoftTriple K=1", "SoftTriple K=2 τ=0", "SoftTriple K=2", "A K=3", "B"]
         );
     }
 }

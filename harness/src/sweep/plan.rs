@@ -57,15 +57,17 @@ fn k_list(items: Option<&Vec<Value>>, key: &str, p: &mut Vec<String>) -> Vec<i64
 impl Axes {
     /// Types and checks the axes of `file`.
     pub fn read(file: &SweepFile, p: &mut Vec<String>) -> Self {
-        let losses: Vec<LossConfig> = typed_list(file.losses.as_ref(), "losses", true, p);
-        for (i, l) in losses.iter().enumerate() {
-            if let Err(e) = l.validate() {
-                p.push(format!("`losses[{i}]`: {e}"));
-            }
-        }
+        let mut losses: Vec<LossConfig> = typed_list(file.losses.as_ref(), "losses", true, p);
         let dims: Vec<i64> = typed_list(file.dims.as_ref(), "dims", true, p);
         if dims.iter().any(|&d| d < 1) {
             p.push(format!("`dims`: every embedding size must be >= 1, got {dims:?}"));
+        }
+        for (i, l) in losses.iter_mut().enumerate() {
+            // Plug-ins: the file's hash joins the config (and so the run id); one call per size.
+            let checked = l.validate().and_then(|()| dims.iter().filter(|&&d| d >= 1).try_for_each(|&d| l.prepare(d)));
+            if let Err(e) = checked {
+                p.push(format!("`losses[{i}]`: {e}"));
+            }
         }
         Axes {
             data: typed_list(file.data.as_ref(), "data", true, p),
