@@ -140,6 +140,29 @@ fn a_run_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_plugin_s_centres_are_checkpointed_and_its_resumed_run_ends_as_an_uninterrupted_one() {
+    let dir = std::env::temp_dir().join(format!("harness-ckpt-plugin-{}", std::process::id()));
+    let plan = CheckpointPlan { path: dir.join("checkpoint.ot"), config_hash: "plugin-run".into() };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/soft_triple.pt");
+    let loss = format!(
+        "{{kind: torchscript, path: '{script}', name: TS, centers_per_class: 3, params: {{la: 20, gamma: 0.1, tau: 0.2, margin: 0.01}}}}"
+    );
+    let full = config(&loss, 4, 1);
+    let uninterrupted = run(&full, None, &|_| {}).unwrap();
+    assert_eq!(uninterrupted.status, RunStatus::Finished);
+    let effective = uninterrupted.diagnostics.effective_centers_per_class.expect("the harness owns the centres");
+    assert!((1.0..=3.0).contains(&effective), "{effective}");
+    let mut cut = full.clone();
+    cut.train.epochs = 2;
+    run(&cut, Some(&plan), &|_| {}).unwrap();
+    let resumed = run(&full, Some(&plan), &|_| {}).unwrap();
+    assert_eq!(resumed.diagnostics.resumed_from_epoch, Some(1));
+    assert_eq!(resumed.diagnostics.epoch_loss, uninterrupted.diagnostics.epoch_loss);
+    assert_eq!(resumed.metrics, uninterrupted.metrics);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn data_config_names_are_stable() {
     assert_eq!(DatasetConfig::Synthetic(SyntheticConfig::default()).name(), "synthetic");
 }

@@ -221,6 +221,10 @@ impl MetricLoss for TorchScriptLoss {
             centers,
             self.params(),
         ];
+        // The graph executor re-optimises a script after its first calls, which changes float
+        // results in the last bits: a run resumed from a checkpoint (a fresh module) would then
+        // differ from an uninterrupted one. Every call runs the graph as written (this thread).
+        tch::jit::f_set_graph_executor_optimize(false)?;
         let value = self.module.method_is("forward", &args).map_err(|e| {
             self.config.problem(&format!(
                 "calling forward(embeddings, labels, centers, params) failed ({}); the convention is in plugins/README.md",
