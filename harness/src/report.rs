@@ -438,10 +438,7 @@ fn ablation(s: &mut String, rows: &[Row]) {
     b.push_record(["method", "K", "τ", "R@1", "NMI", "effective centres / class", "regularizer (last epoch)"]);
     for r in multi {
         let k = r.loss.centers_per_class().unwrap();
-        let tau = match r.loss {
-            LossConfig::SoftTriple(c) => format!("{}", c.tau),
-            _ => "–".into(),
-        };
+        let tau = r.loss.regularizer_weight().map_or("–".into(), |t| t.to_string());
         let eff: Vec<f64> =
             r.records.iter().filter_map(|x| x.outcome.diagnostics.effective_centers_per_class).collect();
         let reg: Vec<f64> =

@@ -36,16 +36,7 @@ pub fn dataframe(records: &[RunRecord]) -> PolarsResult<DataFrame> {
             "centers_per_class",
             records.iter().map(|r| r.config.loss.centers_per_class()).collect::<Vec<Option<i64>>>(),
         ),
-        col(
-            "tau",
-            records
-                .iter()
-                .map(|r| match &r.config.loss {
-                    losses::LossConfig::SoftTriple(c) => Some(c.tau),
-                    _ => None,
-                })
-                .collect::<Vec<Option<f64>>>(),
-        ),
+        col("tau", records.iter().map(|r| r.config.loss.regularizer_weight()).collect::<Vec<Option<f64>>>()),
         col("seed", records.iter().map(|r| r.config.seed).collect::<Vec<u64>>()),
         col("status", strs(&|r| format!("{:?}", r.outcome.status).to_lowercase())),
         col("train_s", records.iter().map(|r| r.outcome.train_seconds).collect::<Vec<f64>>()),

@@ -50,6 +50,14 @@ impl LossConfig {
         true
     }
 
+    /// Weight τ of a centre regularizer, for the losses that have one (SoftTriple; 0 when off).
+    pub fn regularizer_weight(&self) -> Option<f64> {
+        match self {
+            LossConfig::SoftTriple(c) => Some(c.tau),
+            _ => None,
+        }
+    }
+
     /// Whether the loss learns class centres or proxies (and so wants its own learning rate).
     pub fn has_centers(&self) -> bool {
         self.centers_per_class().is_some() || matches!(self, LossConfig::ProxyNca(_) | LossConfig::SoftmaxNorm(_))
