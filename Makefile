@@ -27,20 +27,22 @@ $(VENV)/.torch-$(TORCH_VERSION):
 build: setup
 	$(CARGO) build --release --locked -p harness
 
-## quickstart: the main job: train every run of the quickstart sweep into results/quickstart/ (git-ignored;
-## resumable), write its report there, and compare it with the committed reference in reports/quickstart/
+## quickstart: the main job: train every run of the quickstart sweeps (configs/quickstart.yaml, the K × τ
+## study on the views data; configs/quickstart-images.yaml, the image study) into results/ (git-ignored;
+## resumable), write their reports there, and compare them with the committed reference in reports/
+QUICKSTART_SWEEPS := quickstart quickstart-images
 quickstart: build
 	$(HARNESS) doctor
-	$(HARNESS) sweep configs/quickstart.yaml --results results/quickstart
-	$(HARNESS) report results/quickstart -o results/quickstart/report.md
-	@bash bench/quickstart/agreement.sh $(HARNESS) reports/quickstart results/quickstart
+	bash bench/quickstart/run.sh $(HARNESS) $(QUICKSTART_SWEEPS)
+	@for s in $(QUICKSTART_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s; done
 
 ## quickstart-reference: make the fresh quickstart results the committed reference (review, then commit)
 quickstart-reference: quickstart
-	rm -rf reports/quickstart
-	mkdir -p reports/quickstart
-	cp -r results/quickstart/runs results/quickstart/sweep.json reports/quickstart/
-	$(HARNESS) report reports/quickstart -o reports/quickstart/report.md
+	for s in $(QUICKSTART_SWEEPS); do \
+	  rm -rf reports/$$s && mkdir -p reports/$$s && \
+	  cp -r results/$$s/runs results/$$s/sweep.json reports/$$s/ && \
+	  $(HARNESS) report reports/$$s -o reports/$$s/report.md || exit 1; \
+	done
 
 ## plugins: the loss plug-ins of plugins/ beside built-ins (configs/plugins.yaml) into results/plugins/ and its report
 plugins: build

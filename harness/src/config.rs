@@ -136,6 +136,12 @@ impl RunConfig {
         if let DatasetConfig::Synthetic(s) = &self.data {
             p.extend(synthetic_problems(s, t, e));
         }
+        if let DatasetConfig::Parts(c) = &self.data {
+            p.extend(crate::data::parts::problems(c));
+        }
+        if let DatasetConfig::Views(v) = &self.data {
+            p.extend(crate::data::views::problems(v));
+        }
         p
     }
 }

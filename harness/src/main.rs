@@ -3,6 +3,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use harness::cli::{parse_bytes, Cli, Command, DataCommand, EvalArgs, SlurmArgs};
 use harness::device::parse_device;
+use std::collections::BTreeMap;
 
 fn main() {
     // Like other Unix tools, end quietly when the reader of standard output goes away
@@ -364,6 +365,38 @@ fn sweep(
     Ok(())
 }
 
+/// The floor of every (data set, embedding size) whose data is generated in memory, from the
+/// settings of its lowest-seed finished run; skipped (with a warning) where the data the code
+/// generates today is not the data the records were trained on.
+fn floors(records: &[harness::store::RunRecord]) -> BTreeMap<(String, i64), harness::train::Floor> {
+    let mut first: BTreeMap<(String, i64), &harness::store::RunRecord> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.config.data.is_generated() && r.outcome.metrics.is_some()) {
+        let slot = first.entry((r.config.data.name().to_string(), r.config.dim)).or_insert(r);
+        if r.config.seed < slot.config.seed {
+            *slot = r;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (key, r) in first {
+        let mut config = r.config.clone();
+        config.train.device = "cpu".into();
+        match harness::train::floor(&config) {
+            Ok(f) if f.split_fingerprint == r.outcome.split_fingerprint => {
+                out.insert(key, f);
+            }
+            Ok(f) => tracing::warn!(
+                "{} d{}: no floor: today's data ({}) is not the records' ({})",
+                key.0,
+                key.1,
+                f.split_fingerprint,
+                r.outcome.split_fingerprint
+            ),
+            Err(e) => tracing::warn!("{} d{}: no floor: {e:#}", key.0, key.1),
+        }
+    }
+    out
+}
+
 /// `harness report`: Markdown from the records of a results folder.
 fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baseline: &str) -> Result<()> {
     let records = harness::store::read_records(results)?;
@@ -373,8 +406,12 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
     let name = results.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
     let output = output.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("{name}.md")));
     let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| name.clone());
-    let opts =
-        harness::report::ReportOptions { title: format!("Report: {name}"), baseline: baseline.into(), plot_stem: stem };
+    let opts = harness::report::ReportOptions {
+        title: format!("Report: {name}"),
+        baseline: baseline.into(),
+        plot_stem: stem,
+        floors: floors(&records),
+    };
     let (text, plots) = harness::report::render_with_plots(&records, &opts);
     let folder = output.parent().unwrap_or(std::path::Path::new("."));
     for p in &plots {

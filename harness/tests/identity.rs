@@ -112,9 +112,11 @@ fn train_and_sweep_give_one_run_one_id_with_or_without_a_device() {
 /// sweep of the same file finds every run recorded, so nothing is orphaned or run again.
 #[test]
 fn committed_results_are_found_by_todays_sweeps() {
-    for (config, results) in
-        [("configs/ci.yaml", "results/baselines/ci"), ("configs/quickstart.yaml", "reports/quickstart")]
-    {
+    for (config, results) in [
+        ("configs/ci.yaml", "results/baselines/ci"),
+        ("configs/quickstart.yaml", "reports/quickstart"),
+        ("configs/quickstart-images.yaml", "reports/quickstart-images"),
+    ] {
         let sweep = Sweep::load(&repo().join(config)).unwrap();
         let records = harness::store::read_records(&repo().join(results)).unwrap();
         let mut planned: Vec<&str> = sweep.runs.iter().map(|r| r.id.as_str()).collect();

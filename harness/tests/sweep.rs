@@ -275,6 +275,7 @@ fn report_snapshot() {
         title: "Report: records".into(),
         baseline: "softmax_norm".into(),
         plot_stem: "report_snapshot".into(),
+        floors: Default::default(),
     };
     let text = harness::report::render(&records, &opts);
     let snapshot = include_str!("fixtures/report_snapshot.md");
@@ -363,4 +364,46 @@ fn settings_that_cannot_run_are_refused_before_any_run_and_long_lists_are_capped
     let e = format!("{:#}", Sweep::parse(&format!("{TINY}{many}")).unwrap_err());
     assert!(e.contains("5000 problem(s)") && e.contains("… and 4950 more"), "{}", &e[..300]);
     assert!(e.lines().count() < 60, "{} lines", e.lines().count());
+}
+
+#[test]
+fn a_views_sweep_reports_its_floor_convergence_and_whether_the_regularizer_recovered_m() {
+    let dir = tmp("views");
+    let sweep = write_sweep(
+        &dir,
+        r#"
+name: views-tiny
+data:
+  - {kind: views, classes: 8, views_per_class: 2, items_per_view: 4, input_dim: 16, map_hidden: 16}
+losses:
+  - {kind: softmax_norm}
+  - {kind: soft_triple}
+centers_per_class: [2, 4]
+dims: [8]
+seeds: [0, 1, 2]
+model: {backbone: {kind: mlp, hidden: [16]}}
+train: {device: cpu, epochs: 4, batch_size: 16, sampler: {kind: class_balanced, m: 2}}
+eval: {recall_at: [1, 2], kmeans_restarts: 1}
+"#,
+    );
+    let results = dir.join("results");
+    let o = harness().arg("sweep").arg(&sweep).arg("--results").arg(&results).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("report.md");
+    let o = harness().arg("report").arg(&results).arg("-o").arg(&out).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(&out).unwrap();
+    for expected in [
+        "### Calibration",
+        "| floor: raw inputs ",
+        "| floor: untrained model ",
+        "best trained R@1 − the higher floor",
+        "### Convergence",
+        "The data has M = 2 views per class. SoftTriple K=4 at K = 4 ends with",
+        "![effective centres against K, views, dim 8](report-centres-views-d8.svg)",
+    ] {
+        assert!(report.contains(expected), "no `{expected}` in:\n{report}");
+    }
+    assert!(dir.join("report-centres-views-d8.svg").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,10 +4,12 @@
 pub mod cars196;
 pub mod cub;
 pub mod folder;
+pub mod parts;
 pub mod pipeline;
 pub mod sampler;
 pub mod sop;
 pub mod synthetic;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -86,6 +88,11 @@ pub enum DatasetConfig {
     Folder(FolderDataset),
     /// Precomputed backbone features (train only an embedding head).
     Features(FeaturesDataset),
+    /// Images generated in memory: identity in a part, nuisance per image, M views per class.
+    Parts(parts::PartsConfig),
+    /// Feature vectors generated in memory: classes of M distinct views behind nuisance and a
+    /// non-linear map (for long K × τ studies on a CPU).
+    Views(views::ViewsConfig),
 }
 
 /// Settings of a data set read from image files.
@@ -131,7 +138,25 @@ impl DatasetConfig {
             DatasetConfig::Sop(_) => "sop",
             DatasetConfig::Folder(_) => "folder",
             DatasetConfig::Features(_) => "features",
+            DatasetConfig::Views(_) => "views",
+            DatasetConfig::Parts(_) => "parts",
         }
+    }
+
+    /// The true number of distinct views (modes) per class of a generated data set; `None` where
+    /// it is unknown (real data, precomputed features).
+    pub fn views_per_class(&self) -> Option<i64> {
+        match self {
+            DatasetConfig::Synthetic(s) => Some(s.modes_per_class),
+            DatasetConfig::Parts(p) => Some(p.views_per_class),
+            DatasetConfig::Views(v) => Some(v.views_per_class),
+            _ => None,
+        }
+    }
+
+    /// Whether the data set is generated in memory from its settings (so its floor is cheap).
+    pub fn is_generated(&self) -> bool {
+        self.views_per_class().is_some()
     }
 
     /// The image list of an image data set (None for synthetic and features).
@@ -141,7 +166,10 @@ impl DatasetConfig {
             DatasetConfig::Cars196(d) => cars196::load(&d.root, d.subset),
             DatasetConfig::Sop(d) => sop::load(&d.root, d.subset),
             DatasetConfig::Folder(d) => folder::load(&d.root),
-            DatasetConfig::Synthetic(_) | DatasetConfig::Features(_) => return None,
+            DatasetConfig::Synthetic(_)
+            | DatasetConfig::Features(_)
+            | DatasetConfig::Views(_)
+            | DatasetConfig::Parts(_) => return None,
         })
     }
 }

@@ -63,6 +63,12 @@ pub enum BackboneConfig {
         #[serde(default)]
         feature_dim: Option<i64>,
     },
+    /// A multi-layer perceptron on feature vectors (data kinds `features` and `views`): a linear
+    /// layer, BatchNorm and ReLU per entry of `hidden`.
+    Mlp {
+        /// Width of each hidden layer; the last one is the feature size.
+        hidden: Vec<i64>,
+    },
     /// No backbone: the inputs are precomputed features.
     None,
 }
@@ -120,6 +126,20 @@ pub struct EmbeddingModel {
     pub feature_dim: i64,
     /// Embedding size.
     pub dim: i64,
+}
+
+fn mlp(p: &nn::Path, input_dim: i64, hidden: &[i64]) -> nn::SequentialT {
+    let mut seq = nn::seq_t();
+    let mut d_in = input_dim;
+    for (i, &h) in hidden.iter().enumerate() {
+        let b = p / format!("layer{i}");
+        seq = seq
+            .add(nn::linear(&b / "linear", d_in, h, nn::LinearConfig { bias: false, ..Default::default() }))
+            .add(nn::batch_norm1d(&b / "bn", h, Default::default()))
+            .add_fn(|x| x.relu());
+        d_in = h;
+    }
+    seq
 }
 
 fn small_cnn(p: &nn::Path, channels: &[i64]) -> nn::SequentialT {
@@ -244,9 +264,20 @@ impl EmbeddingModel {
             }
             BackboneConfig::None => {
                 let d = input_dim.ok_or_else(|| {
-                    ModelError::Config("backbone `none` needs precomputed features (data kind `features`)".into())
+                    ModelError::Config("backbone `none` needs feature vectors (data kind `features` or `views`)".into())
                 })?;
                 (Backbone::Identity, d)
+            }
+            BackboneConfig::Mlp { hidden } => {
+                let d = input_dim.ok_or_else(|| {
+                    ModelError::Config("backbone `mlp` needs feature vectors (data kind `features` or `views`)".into())
+                })?;
+                if hidden.is_empty() || hidden.iter().any(|&h| h < 1) {
+                    return Err(ModelError::Config(format!(
+                        "`model.backbone.hidden`: {hidden:?}: expected one or more widths >= 1"
+                    )));
+                }
+                (Backbone::Module(Box::new(mlp(&bp, d, hidden))), *hidden.last().unwrap())
             }
         };
         if let Some(w) = &weights {

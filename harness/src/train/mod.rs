@@ -1,12 +1,14 @@
 //! One run: data → model → loss → optimiser → evaluation once after training (no test-set model
 //! selection) → an outcome for the record. Checkpoints at the end of each epoch let a killed run
 //! resume exactly where it stopped.
+mod floor;
 mod splits;
 mod trainer;
 
 pub use crate::config::{LearningRates, RunConfig, TrainConfig};
 use crate::eval::{evaluate, EvalReport};
 use anyhow::{Context, Result};
+pub use floor::{floor, Floor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -95,6 +95,28 @@ pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<Load
             })
         }
         DatasetConfig::Features(f) => load_features(f),
+        DatasetConfig::Parts(c) => {
+            let (a, b) = (crate::data::parts::generate(c, false), crate::data::parts::generate(c, true));
+            let text = serde_json::to_string(c).context("parts settings serialise")?;
+            Ok(LoadedData {
+                fingerprint: format!("parts-{}", crate::data::fingerprint_lines(&[text])),
+                num_classes: c.classes,
+                input_dim: None,
+                train: Split::Memory { x: a.images, y: a.labels },
+                test: Split::Memory { x: b.images, y: b.labels },
+            })
+        }
+        DatasetConfig::Views(v) => {
+            let (a, b) = (crate::data::views::generate(v, false), crate::data::views::generate(v, true));
+            let text = serde_json::to_string(v).context("views settings serialise")?;
+            Ok(LoadedData {
+                fingerprint: format!("views-{}", crate::data::fingerprint_lines(&[text])),
+                num_classes: v.classes,
+                input_dim: Some(v.input_dim),
+                train: Split::Memory { x: a.x, y: a.labels },
+                test: Split::Memory { x: b.x, y: b.labels },
+            })
+        }
         DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
             let list = cfg.image_list().context("an image data set lists its images")??;
             let source = |items: &[ImageItem], is_train: bool| ImageSource {
