@@ -54,7 +54,7 @@ git -C "$WT" checkout --quiet -- .
   echo
   echo "Written by \`bash bench/faults/run.sh\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) cores)."
   echo "Each row: a fault patched into a scratch copy of the tree, the CI sweep (\`configs/ci.yaml\`: "
-  echo "Softmax_norm, SoftTriple K=3 and ProxyNCA on the synthetic data, 3 seeds) and \`harness regress\`"
+  echo "Softmax_norm, SoftTriple K=4 and ProxyNCA on the main job's views data, dim 64, 5 seeds) and \`harness regress\`"
   echo "against the committed baseline (\`results/baselines/ci\`: one-sided paired t-test per cell and"
   echo "metric, α = 0.05, tolerance 1 point). Δ = current − baseline in points, mean over the three"
   echo "cells (in brackets: the cell that moved most). *caught*: the check exits 1."
