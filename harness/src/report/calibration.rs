@@ -1,7 +1,7 @@
 //! Sections that say whether a table can show anything: the calibration against the data's floor,
 //! whether each variant's loss was still falling when training stopped, and whether the centre
 //! regularizer recovered the data's true number of views.
-use super::{values_of, Row};
+use super::{effective_centres, mean, values_of, Row};
 use crate::stats::summarize;
 use crate::train::Floor;
 use std::fmt::Write as _;
@@ -56,8 +56,8 @@ pub(super) fn calibration(s: &mut String, rows: &[Row], floor: Option<&Floor>) {
         b.push_record(["floor: untrained model".into(), r, n]);
     }
     for (tag, (row, _, _)) in [("best trained", best), ("worst trained", worst)] {
-        let nmi = mean_of(row, "NMI").map_or("–".into(), |(m, ci)| format!("{m:.2} ± {ci:.2}"));
-        b.push_record([format!("{tag}: {}", row.label), super::fmt_summary(&values_of(row, "R@1")), nmi]);
+        let cell = |metric| super::fmt_summary(&values_of(row, metric));
+        b.push_record([format!("{tag}: {}", row.label), cell("R@1"), cell("NMI")]);
     }
     let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
     let mut cis: Vec<f64> = means.iter().map(|m| m.2).filter(|c| c.is_finite()).collect();
@@ -131,7 +131,7 @@ pub(super) fn convergence(s: &mut String, rows: &[Row]) {
         b.push_record([
             r.label.clone(),
             epochs.to_string(),
-            if last.is_empty() { "–".into() } else { format!("{:.4}", last.iter().sum::<f64>() / last.len() as f64) },
+            mean(&last).map_or("–".into(), |m| format!("{m:.4}")),
             falling_cell(r, |x| &x.outcome.diagnostics.epoch_loss),
             falling_cell(r, |x| &x.outcome.diagnostics.epoch_regularizer),
         ]);
@@ -144,10 +144,7 @@ pub(super) fn convergence(s: &mut String, rows: &[Row]) {
 /// centres of SoftTriple with τ > 0 at the largest K > M with those at τ = 0.
 pub(super) fn recovered_views(rows: &[Row], true_views: Option<i64>) -> Option<String> {
     let m = true_views?;
-    let eff = |r: &Row| -> Option<f64> {
-        let v: Vec<f64> = r.records.iter().filter_map(|x| x.outcome.diagnostics.effective_centers_per_class).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
+    let eff = |r: &Row| mean(&effective_centres(r));
     let with_tau = |positive: bool| {
         rows.iter()
             .filter(|r| r.loss.regularizer_weight().is_some_and(|t| (t > 0.0) == positive))

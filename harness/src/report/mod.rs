@@ -55,6 +55,16 @@ fn values_of(row: &Row, metric: &str) -> Vec<(u64, f64)> {
     seeded_values(&row.records, metric)
 }
 
+/// Effective centres per class of each of a row's runs that has them.
+fn effective_centres(row: &Row) -> Vec<f64> {
+    row.records.iter().filter_map(|x| x.outcome.diagnostics.effective_centers_per_class).collect()
+}
+
+/// The plain mean, `None` for no values.
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
 fn fmt_summary(values: &[(u64, f64)]) -> String {
     let v: Vec<f64> = values.iter().map(|x| x.1).collect();
     if v.is_empty() {
@@ -185,9 +195,7 @@ impl KChart {
     fn values(self, r: &Row) -> Vec<f64> {
         match self {
             KChart::Metric(m) => values_of(r, m).iter().map(|x| x.1).collect(),
-            KChart::EffectiveCentres => {
-                r.records.iter().filter_map(|x| x.outcome.diagnostics.effective_centers_per_class).collect()
-            }
+            KChart::EffectiveCentres => effective_centres(r),
         }
     }
 
@@ -501,25 +509,17 @@ fn ablation(s: &mut String, rows: &[Row], true_views: Option<i64>) {
     for r in multi {
         let k = r.loss.centers_per_class().unwrap();
         let tau = r.loss.regularizer_weight().map_or("–".into(), |t| t.to_string());
-        let eff: Vec<f64> =
-            r.records.iter().filter_map(|x| x.outcome.diagnostics.effective_centers_per_class).collect();
         let reg: Vec<f64> =
             r.records.iter().filter_map(|x| x.outcome.diagnostics.epoch_regularizer.last().copied()).collect();
-        let mean = |v: &[f64]| {
-            if v.is_empty() {
-                "–".to_string()
-            } else {
-                format!("{:.2}", v.iter().sum::<f64>() / v.len() as f64)
-            }
-        };
+        let cell = |v: &[f64]| mean(v).map_or("–".to_string(), |m| format!("{m:.2}"));
         b.push_record([
             r.label.clone(),
             k.to_string(),
             tau,
             fmt_summary(&values_of(r, "R@1")),
             fmt_summary(&values_of(r, "NMI")),
-            mean(&eff),
-            mean(&reg),
+            cell(&effective_centres(r)),
+            cell(&reg),
         ]);
     }
     let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
