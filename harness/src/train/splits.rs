@@ -97,25 +97,11 @@ pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<Load
         DatasetConfig::Features(f) => load_features(f),
         DatasetConfig::Parts(c) => {
             let (a, b) = (crate::data::parts::generate(c, false), crate::data::parts::generate(c, true));
-            let text = serde_json::to_string(c).context("parts settings serialise")?;
-            Ok(LoadedData {
-                fingerprint: format!("parts-{}", crate::data::fingerprint_lines(&[text])),
-                num_classes: c.classes,
-                input_dim: None,
-                train: Split::Memory { x: a.images, y: a.labels },
-                test: Split::Memory { x: b.images, y: b.labels },
-            })
+            generated("parts", c, (a.images, a.labels), (b.images, b.labels), c.classes, None)
         }
         DatasetConfig::Views(v) => {
             let (a, b) = (crate::data::views::generate(v, false), crate::data::views::generate(v, true));
-            let text = serde_json::to_string(v).context("views settings serialise")?;
-            Ok(LoadedData {
-                fingerprint: format!("views-{}", crate::data::fingerprint_lines(&[text])),
-                num_classes: v.classes,
-                input_dim: Some(v.input_dim),
-                train: Split::Memory { x: a.x, y: a.labels },
-                test: Split::Memory { x: b.x, y: b.labels },
-            })
+            generated("views", v, (a.x, a.labels), (b.x, b.labels), v.classes, Some(v.input_dim))
         }
         DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
             let list = cfg.image_list().context("an image data set lists its images")??;
@@ -135,6 +121,26 @@ pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<Load
             })
         }
     }
+}
+
+/// A data set generated in memory from `settings`: its two splits, fingerprinted by the settings
+/// (the same settings always generate the same data).
+fn generated<S: serde::Serialize>(
+    kind: &str,
+    settings: &S,
+    (train_x, train_y): (Tensor, Tensor),
+    (test_x, test_y): (Tensor, Tensor),
+    num_classes: i64,
+    input_dim: Option<i64>,
+) -> Result<LoadedData> {
+    let text = serde_json::to_string(settings).with_context(|| format!("{kind} settings serialise"))?;
+    Ok(LoadedData {
+        fingerprint: format!("{kind}-{}", crate::data::fingerprint_lines(&[text])),
+        num_classes,
+        input_dim,
+        train: Split::Memory { x: train_x, y: train_y },
+        test: Split::Memory { x: test_x, y: test_y },
+    })
 }
 
 fn load_features(f: &FeaturesDataset) -> Result<LoadedData> {
