@@ -194,7 +194,7 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
         config.train.device = d;
     }
     let mut problems = config.problems();
-    if let Err(e) = config.loss.prepare(config.dim) {
+    if let Err(e) = config.loss.prepare(&[config.dim]) {
         problems.push(format!("`loss`: {e}")); // a plug-in's file hash joins the config here
     }
     if !problems.is_empty() {

@@ -64,12 +64,13 @@ impl LossConfig {
     }
 
     /// Plug-ins: records the file's SHA-256 in the config (or checks it against the recorded one)
-    /// and calls the script once on a random batch of `dim`-sized embeddings. Built-ins: nothing.
-    pub fn prepare(&mut self, dim: i64) -> Result<(), LossError> {
+    /// and calls the script once on a random batch at each embedding size of `dims`. Built-ins:
+    /// nothing.
+    pub fn prepare(&mut self, dims: &[i64]) -> Result<(), LossError> {
         if let LossConfig::TorchScript(c) = self {
             c.validate()?;
             c.pin()?;
-            c.probe(dim)?;
+            dims.iter().try_for_each(|&d| c.probe(d))?;
         }
         Ok(())
     }

@@ -165,11 +165,11 @@ fn the_file_hash_is_pinned_and_a_changed_file_is_refused() {
     let file = dir.join("loss.pt");
     std::fs::copy(repo("plugins/ms_loss.pt"), &file).unwrap();
     let mut config = plugin(file.clone(), &[("alpha", 2.0), ("beta", 50.0), ("base", 0.5)], 0);
-    config.prepare(8).unwrap();
+    config.prepare(&[8]).unwrap();
     let LossConfig::TorchScript(pinned) = &config else { unreachable!() };
     assert_eq!(pinned.sha256.as_deref().map(str::len), Some(64));
     std::fs::copy(repo("plugins/soft_triple.pt"), &file).unwrap();
-    let err = config.prepare(8).unwrap_err().to_string();
+    let err = config.prepare(&[8]).unwrap_err().to_string();
     assert!(err.contains("the file changed since this run was planned"), "{err}");
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     assert!(config.build(&vs.root(), 3, 8).is_err(), "building a run whose file changed must fail");

@@ -62,9 +62,10 @@ impl Axes {
         if dims.iter().any(|&d| d < 1) {
             p.push(format!("`dims`: every embedding size must be >= 1, got {dims:?}"));
         }
+        // Plug-ins: the file's hash joins the config (and so the run id); one call per size.
+        let sizes: Vec<i64> = dims.iter().copied().filter(|&d| d >= 1).collect();
         for (i, l) in losses.iter_mut().enumerate() {
-            // Plug-ins: the file's hash joins the config (and so the run id); one call per size.
-            let checked = l.validate().and_then(|()| dims.iter().filter(|&&d| d >= 1).try_for_each(|&d| l.prepare(d)));
+            let checked = l.validate().and_then(|()| l.prepare(&sizes));
             if let Err(e) = checked {
                 p.push(format!("`losses[{i}]`: {e}"));
             }
