@@ -17,17 +17,42 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A line chart with categorical x positions (`xs`, in order) and a linear y axis.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, xs: &[String], series: &[Series]) -> String {
-    let (w, h, left, right, top, bottom) = (640.0, 400.0, 70.0, 190.0, 40.0, 55.0);
-    let (pw, ph) = (w - left - right, h - top - bottom);
+/// The plot area and the value range it maps, in SVG coordinates.
+struct Frame {
+    w: f64,
+    h: f64,
+    left: f64,
+    right: f64,
+    top: f64,
+    pw: f64,
+    ph: f64,
+    lo: f64,
+    hi: f64,
+    columns: usize,
+}
+
+impl Frame {
+    fn new(series: &[Series], columns: usize) -> Self {
+        let (w, h, left, right, top, bottom) = (640.0, 400.0, 70.0, 190.0, 40.0, 55.0);
+        let (lo, hi) = y_range(series);
+        Frame { w, h, left, right, top, pw: w - left - right, ph: h - top - bottom, lo, hi, columns }
+    }
+
+    fn x_of(&self, i: usize) -> f64 {
+        self.left + if self.columns > 1 { self.pw * i as f64 / (self.columns - 1) as f64 } else { self.pw / 2.0 }
+    }
+
+    fn y_of(&self, v: f64) -> f64 {
+        self.top + self.ph * (1.0 - (v - self.lo) / (self.hi - self.lo))
+    }
+}
+
+/// The y range: every mean ± interval, padded by a tenth (at least 0.5); 0..1 when empty.
+fn y_range(series: &[Series]) -> (f64, f64) {
+    let half = |ci: f64| if ci.is_nan() { 0.0 } else { ci };
     let values: Vec<f64> = series
         .iter()
-        .flat_map(|s| {
-            s.points
-                .iter()
-                .flat_map(|p| [p.1 - if p.2.is_nan() { 0.0 } else { p.2 }, p.1 + if p.2.is_nan() { 0.0 } else { p.2 }])
-        })
+        .flat_map(|s| s.points.iter().flat_map(|p| [p.1 - half(p.2), p.1 + half(p.2)]))
         .filter(|v| v.is_finite())
         .collect();
     let (mut lo, mut hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -35,15 +60,12 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, xs: &[String], seri
         (lo, hi) = (0.0, 1.0);
     }
     let pad = ((hi - lo) * 0.1).max(0.5);
-    (lo, hi) = (lo - pad, hi + pad);
-    let x_of = |i: usize| left + if xs.len() > 1 { pw * i as f64 / (xs.len() - 1) as f64 } else { pw / 2.0 };
-    let y_of = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo));
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    (lo - pad, hi + pad)
+}
+
+/// Title, y grid with its values, x tick labels, the plot frame and both axis labels.
+fn axes(s: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str, xs: &[String]) {
+    let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph);
     let _ = writeln!(
         s,
         r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
@@ -51,8 +73,8 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, xs: &[String], seri
         esc(title)
     );
     for t in 0..=5 {
-        let v = lo + (hi - lo) * t as f64 / 5.0;
-        let y = y_of(v);
+        let v = f.lo + (f.hi - f.lo) * t as f64 / 5.0;
+        let y = f.y_of(v);
         let _ = writeln!(
             s,
             r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
@@ -63,47 +85,65 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, xs: &[String], seri
     }
     for (i, x) in xs.iter().enumerate() {
         let _ =
-            writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, x_of(i), top + ph + 18.0, esc(x));
+            writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, f.x_of(i), top + ph + 18.0, esc(x));
     }
     let _ = writeln!(s, r#"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#);
     let _ =
-        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 12.0, esc(x_label));
+        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, f.h - 12.0, esc(x_label));
     let _ = writeln!(
         s,
         r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
         top + ph / 2.0,
         esc(y_label)
     );
-    for (k, ser) in series.iter().enumerate() {
-        let c = COLOURS[k % COLOURS.len()];
-        let pts: Vec<(f64, f64, f64)> = ser
-            .points
-            .iter()
-            .filter_map(|(x, m, ci)| xs.iter().position(|v| v == x).map(|i| (x_of(i), *m, *ci)))
-            .collect();
-        let path: Vec<String> = pts.iter().map(|(x, m, _)| format!("{x:.1},{:.1}", y_of(*m))).collect();
-        let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" "));
-        for (x, m, ci) in &pts {
-            if ci.is_finite() {
-                let _ = writeln!(
-                    s,
-                    r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}"/>"#,
-                    y_of(m - ci),
-                    y_of(m + ci)
-                );
-            }
-            let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, y_of(*m));
+}
+
+/// Series `k`: its line, a dot and interval bar per point, and its legend entry.
+fn draw_series(s: &mut String, f: &Frame, k: usize, ser: &Series, xs: &[String]) {
+    let c = COLOURS[k % COLOURS.len()];
+    let pts: Vec<(f64, f64, f64)> = ser
+        .points
+        .iter()
+        .filter_map(|(x, m, ci)| xs.iter().position(|v| v == x).map(|i| (f.x_of(i), *m, *ci)))
+        .collect();
+    let path: Vec<String> = pts.iter().map(|(x, m, _)| format!("{x:.1},{:.1}", f.y_of(*m))).collect();
+    let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" "));
+    for (x, m, ci) in &pts {
+        if ci.is_finite() {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}"/>"#,
+                f.y_of(m - ci),
+                f.y_of(m + ci)
+            );
         }
-        let ly = top + 16.0 + 20.0 * k as f64;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-            w - right + 12.0,
-            w - right + 36.0,
-            w - right + 42.0,
-            ly + 4.0,
-            esc(&ser.label)
-        );
+        let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, f.y_of(*m));
+    }
+    let ly = f.top + 16.0 + 20.0 * k as f64;
+    let _ = writeln!(
+        s,
+        r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+        f.w - f.right + 12.0,
+        f.w - f.right + 36.0,
+        f.w - f.right + 42.0,
+        ly + 4.0,
+        esc(&ser.label)
+    );
+}
+
+/// A line chart with categorical x positions (`xs`, in order) and a linear y axis.
+pub fn line_chart(title: &str, x_label: &str, y_label: &str, xs: &[String], series: &[Series]) -> String {
+    let f = Frame::new(series, xs.len());
+    let (w, h) = (f.w, f.h);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    axes(&mut s, &f, title, x_label, y_label, xs);
+    for (k, ser) in series.iter().enumerate() {
+        draw_series(&mut s, &f, k, ser, xs);
     }
     s.push_str("</svg>\n");
     s
