@@ -1,18 +1,9 @@
 //! SplitMix64 (Steele, Lea & Flood 2014): the small seeded generator behind every random choice
 //! the harness makes itself (synthetic images, batch order, crops, k-means draws), so they are the
 //! same on every machine and never disturb libtorch's global generator.
-use std::sync::Mutex;
-
-/// Seeds libtorch's generator and runs `draw` while no other thread of this process can seed or
-/// draw through this function. libtorch has one generator per process: two threads that seed it
-/// and then initialise parameters (two runs, two tests) would otherwise interleave their draws and
-/// each get numbers that depend on timing.
-pub fn with_torch_seed<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
-    static TORCH_GENERATOR: Mutex<()> = Mutex::new(());
-    let _guard = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::manual_seed(seed);
-    draw()
-}
+/// Seeds libtorch's one generator and draws under the process-wide lock (defined in the losses
+/// crate, the lowest crate that draws from it, so both crates and their tests share one lock).
+pub use losses::with_torch_seed;
 
 /// A SplitMix64 generator; the state is the seed.
 #[derive(Debug, Clone)]

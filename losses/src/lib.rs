@@ -33,6 +33,17 @@ pub use triplet::{pairwise_distances, Triplet, TripletConfig, TripletMining};
 
 use tch::Tensor;
 
+/// Seeds libtorch's generator and runs `draw` while no other thread of this process can seed or
+/// draw through this function. libtorch has one generator per process: two threads that seed it
+/// and then initialise parameters (two runs, two tests) would otherwise interleave their draws and
+/// each get numbers that depend on timing.
+pub fn with_torch_seed<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    static TORCH_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = TORCH_GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed);
+    draw()
+}
+
 /// A loss's value on one batch, with its parts.
 #[derive(Debug)]
 pub struct LossOutput {

@@ -54,7 +54,7 @@ fn scripted_soft_triple_equals_the_built_in_in_value_and_gradients() {
         (12, 2, 4, 30, 30.0, 0.05, 0.2, 0.0),
     ];
     for (case, (c, k, d, n, la, gamma, tau, margin)) in cases.into_iter().enumerate() {
-        let (x, y, centers) = losses_seeded(case as i64, || {
+        let (x, y, centers) = losses::with_torch_seed(case as i64, || {
             (randn(&[n, d]), Tensor::randint(c, [n], (Kind::Int64, tch::Device::Cpu)), randn(&[d, c * k]))
         });
         let built: LossConfig = serde_yaml::from_str(&format!(
@@ -72,19 +72,11 @@ fn scripted_soft_triple_equals_the_built_in_in_value_and_gradients() {
     }
 }
 
-/// Draws under a fixed seed of libtorch's one global generator (tests of this file run in parallel).
-fn losses_seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(seed);
-    f()
-}
-
 #[test]
 fn scripted_soft_triple_reports_its_regularizer_and_classification_terms() {
     let scripted =
         plugin(repo("plugins/soft_triple.pt"), &[("la", 20.0), ("gamma", 0.1), ("tau", 0.2), ("margin", 0.01)], 3);
-    let (x, y) = losses_seeded(50, || (randn(&[6, 4]), labels(&[0, 0, 1, 1, 2, 2])));
+    let (x, y) = losses::with_torch_seed(50, || (randn(&[6, 4]), labels(&[0, 0, 1, 1, 2, 2])));
     let b = build(&scripted, 3, 4);
     let out = b.loss.forward(&x, &y).unwrap();
     let (loss, cls) = (f64::try_from(&out.loss).unwrap(), f64::try_from(&out.classification).unwrap());

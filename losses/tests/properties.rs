@@ -11,105 +11,113 @@ fn yaml(s: &str) -> LossConfig {
 
 #[test]
 fn soft_triple_with_one_centre_equals_softmax_norm() {
-    tch::manual_seed(1);
-    let (dim, classes) = (7, 5);
-    let x = randn(&[12, dim]).set_requires_grad(true);
-    let y = labels(&[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]);
-    let w = randn(&[dim, classes]);
-    let soft = build(&yaml("{kind: soft_triple, centers_per_class: 1}"), classes, dim);
-    let norm = build(&yaml("{kind: softmax_norm}"), classes, dim);
-    soft.set_centers(&w);
-    norm.set_centers(&w);
-    let a = soft.loss.forward(&x, &y).unwrap();
-    let b = norm.loss.forward(&x, &y).unwrap();
-    assert!(a.regularizer.is_none(), "K = 1 must have no regularizer");
-    let (va, vb) = (f64::try_from(&a.loss).unwrap(), f64::try_from(&b.loss).unwrap());
-    assert!((va - vb).abs() < 1e-12, "{va} vs {vb}");
-    a.loss.backward();
-    let ga = x.grad().copy();
-    let _ = x.grad().zero_();
-    b.loss.backward();
-    assert!(max_abs_diff(&ga, &x.grad()) < 1e-12);
-    assert!(max_abs_diff(&soft.centers().grad(), &norm.centers().grad()) < 1e-12);
+    losses::with_torch_seed(1, || {
+        let (dim, classes) = (7, 5);
+        let x = randn(&[12, dim]).set_requires_grad(true);
+        let y = labels(&[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1]);
+        let w = randn(&[dim, classes]);
+        let soft = build(&yaml("{kind: soft_triple, centers_per_class: 1}"), classes, dim);
+        let norm = build(&yaml("{kind: softmax_norm}"), classes, dim);
+        soft.set_centers(&w);
+        norm.set_centers(&w);
+        let a = soft.loss.forward(&x, &y).unwrap();
+        let b = norm.loss.forward(&x, &y).unwrap();
+        assert!(a.regularizer.is_none(), "K = 1 must have no regularizer");
+        let (va, vb) = (f64::try_from(&a.loss).unwrap(), f64::try_from(&b.loss).unwrap());
+        assert!((va - vb).abs() < 1e-12, "{va} vs {vb}");
+        a.loss.backward();
+        let ga = x.grad().copy();
+        let _ = x.grad().zero_();
+        b.loss.backward();
+        assert!(max_abs_diff(&ga, &x.grad()) < 1e-12);
+        assert!(max_abs_diff(&soft.centers().grad(), &norm.centers().grad()) < 1e-12);
+    });
 }
 
 #[test]
 fn soft_triple_approaches_hard_triple_as_gamma_goes_to_zero() {
-    tch::manual_seed(2);
-    let (dim, classes, k) = (6, 4, 3);
-    let x = randn(&[10, dim]);
-    let y = labels(&[0, 1, 2, 3, 0, 1, 2, 3, 0, 1]);
-    let w = randn(&[dim, classes * k]);
-    let hard = build(&yaml("{kind: hard_triple, centers_per_class: 3}"), classes, dim);
-    hard.set_centers(&w);
-    let target = hard.value(&x, &y);
-    let mut gaps = vec![];
-    for gamma in [1.0, 0.1, 0.01, 0.001, 0.0001] {
-        let cfg =
-            LossConfig::SoftTriple(SoftTripleConfig { gamma, tau: 0.0, centers_per_class: k, ..Default::default() });
-        let soft = build(&cfg, classes, dim);
-        soft.set_centers(&w);
-        gaps.push((soft.value(&x, &y) - target).abs());
-    }
-    assert!(gaps.windows(2).all(|g| g[1] <= g[0] + 1e-12), "gap does not shrink: {gaps:?}");
-    assert!(gaps[0] > 1e-3, "γ = 1 should differ from HardTriple: {gaps:?}");
-    assert!(*gaps.last().unwrap() < 1e-6, "γ → 0 should reach HardTriple: {gaps:?}");
+    losses::with_torch_seed(2, || {
+        let (dim, classes, k) = (6, 4, 3);
+        let x = randn(&[10, dim]);
+        let y = labels(&[0, 1, 2, 3, 0, 1, 2, 3, 0, 1]);
+        let w = randn(&[dim, classes * k]);
+        let hard = build(&yaml("{kind: hard_triple, centers_per_class: 3}"), classes, dim);
+        hard.set_centers(&w);
+        let target = hard.value(&x, &y);
+        let mut gaps = vec![];
+        for gamma in [1.0, 0.1, 0.01, 0.001, 0.0001] {
+            let cfg = LossConfig::SoftTriple(SoftTripleConfig {
+                gamma,
+                tau: 0.0,
+                centers_per_class: k,
+                ..Default::default()
+            });
+            let soft = build(&cfg, classes, dim);
+            soft.set_centers(&w);
+            gaps.push((soft.value(&x, &y) - target).abs());
+        }
+        assert!(gaps.windows(2).all(|g| g[1] <= g[0] + 1e-12), "gap does not shrink: {gaps:?}");
+        assert!(gaps[0] > 1e-3, "γ = 1 should differ from HardTriple: {gaps:?}");
+        assert!(*gaps.last().unwrap() < 1e-6, "γ → 0 should reach HardTriple: {gaps:?}");
+    });
 }
 
 #[test]
 fn regularizer_is_zero_for_coincident_centres_positive_otherwise_absent_at_tau_zero_or_k_one() {
-    tch::manual_seed(3);
-    let (dim, classes, k) = (5, 3, 4);
-    let x = randn(&[6, dim]);
-    let y = labels(&[0, 1, 2, 0, 1, 2]);
-    let st = build(&yaml("{kind: soft_triple, centers_per_class: 4, tau: 0.2}"), classes, dim);
+    losses::with_torch_seed(3, || {
+        let (dim, classes, k) = (5, 3, 4);
+        let x = randn(&[6, dim]);
+        let y = labels(&[0, 1, 2, 0, 1, 2]);
+        let st = build(&yaml("{kind: soft_triple, centers_per_class: 4, tau: 0.2}"), classes, dim);
 
-    // Every class's K centres are the same direction (different lengths: storage is not normalised).
-    let per_class = randn(&[dim, classes, 1]);
-    let scales = Tensor::from_slice(&[1.0, 2.0, 0.5, 3.0]).view([1, 1, k]);
-    st.set_centers(&(per_class * scales).reshape([dim, classes * k]));
-    let out = st.loss.forward(&x, &y).unwrap();
-    let reg = f64::try_from(out.regularizer.as_ref().unwrap()).unwrap();
-    // Coincident unit centres: each pair contributes sqrt(ε) = sqrt(1e-5).
-    let expected = (1e-5f64).sqrt() * (classes * k * (k - 1) / 2) as f64 / (classes * k * (k - 1)) as f64;
-    assert!((reg - expected).abs() < 1e-9, "coincident centres: regularizer {reg}, expected {expected}");
+        // Every class's K centres are the same direction (different lengths: storage is not normalised).
+        let per_class = randn(&[dim, classes, 1]);
+        let scales = Tensor::from_slice(&[1.0, 2.0, 0.5, 3.0]).view([1, 1, k]);
+        st.set_centers(&(per_class * scales).reshape([dim, classes * k]));
+        let out = st.loss.forward(&x, &y).unwrap();
+        let reg = f64::try_from(out.regularizer.as_ref().unwrap()).unwrap();
+        // Coincident unit centres: each pair contributes sqrt(ε) = sqrt(1e-5).
+        let expected = (1e-5f64).sqrt() * (classes * k * (k - 1) / 2) as f64 / (classes * k * (k - 1)) as f64;
+        assert!((reg - expected).abs() < 1e-9, "coincident centres: regularizer {reg}, expected {expected}");
 
-    st.set_centers(&randn(&[dim, classes * k]));
-    let out = st.loss.forward(&x, &y).unwrap();
-    let reg = f64::try_from(out.regularizer.as_ref().unwrap()).unwrap();
-    assert!(reg > 0.1, "distinct centres must be penalised: {reg}");
-    let total = f64::try_from(&out.loss).unwrap();
-    let cls = f64::try_from(&out.classification).unwrap();
-    assert!((total - (cls + 0.2 * reg)).abs() < 1e-12, "objective is classification + τ·R");
+        st.set_centers(&randn(&[dim, classes * k]));
+        let out = st.loss.forward(&x, &y).unwrap();
+        let reg = f64::try_from(out.regularizer.as_ref().unwrap()).unwrap();
+        assert!(reg > 0.1, "distinct centres must be penalised: {reg}");
+        let total = f64::try_from(&out.loss).unwrap();
+        let cls = f64::try_from(&out.classification).unwrap();
+        assert!((total - (cls + 0.2 * reg)).abs() < 1e-12, "objective is classification + τ·R");
 
-    let no_tau = build(&yaml("{kind: soft_triple, centers_per_class: 4, tau: 0}"), classes, dim);
-    assert!(no_tau.loss.forward(&x, &y).unwrap().regularizer.is_none());
-    let k1 = build(&yaml("{kind: soft_triple, centers_per_class: 1, tau: 0.2}"), classes, dim);
-    let out = k1.loss.forward(&x, &y).unwrap();
-    assert!(out.regularizer.is_none());
-    assert!(f64::try_from(&out.loss).unwrap().is_finite(), "K = 1 must not divide by zero");
+        let no_tau = build(&yaml("{kind: soft_triple, centers_per_class: 4, tau: 0}"), classes, dim);
+        assert!(no_tau.loss.forward(&x, &y).unwrap().regularizer.is_none());
+        let k1 = build(&yaml("{kind: soft_triple, centers_per_class: 1, tau: 0.2}"), classes, dim);
+        let out = k1.loss.forward(&x, &y).unwrap();
+        assert!(out.regularizer.is_none());
+        assert!(f64::try_from(&out.loss).unwrap().is_finite(), "K = 1 must not divide by zero");
+    });
 }
 
 #[test]
 fn rescaling_stored_centres_or_embeddings_leaves_every_centre_loss_unchanged() {
-    tch::manual_seed(4);
-    let (dim, classes) = (6, 3);
-    let x = randn(&[9, dim]);
-    let y = labels(&[0, 0, 0, 1, 1, 1, 2, 2, 2]);
-    for config in all_kinds() {
-        let b = build(&config, classes, dim);
-        let before = b.value(&x, &y);
-        let rescaled_x = b.value(&(&x * 3.7), &y);
-        assert!((before - rescaled_x).abs() < 1e-10, "{}: embedding scale changed the loss", config.kind());
-        if let Some(c) = b.loss.centers() {
-            // A different positive factor per centre column.
-            let factors = Tensor::rand([1, c.var.size()[1]], (Kind::Double, tch::Device::Cpu)) * 10.0 + 0.1;
-            let scaled = c.var.shallow_clone() * factors;
-            b.set_centers(&scaled);
-            let after = b.value(&x, &y);
-            assert!((before - after).abs() < 1e-10, "{}: {before} vs {after}", config.kind());
+    losses::with_torch_seed(4, || {
+        let (dim, classes) = (6, 3);
+        let x = randn(&[9, dim]);
+        let y = labels(&[0, 0, 0, 1, 1, 1, 2, 2, 2]);
+        for config in all_kinds() {
+            let b = build(&config, classes, dim);
+            let before = b.value(&x, &y);
+            let rescaled_x = b.value(&(&x * 3.7), &y);
+            assert!((before - rescaled_x).abs() < 1e-10, "{}: embedding scale changed the loss", config.kind());
+            if let Some(c) = b.loss.centers() {
+                // A different positive factor per centre column.
+                let factors = Tensor::rand([1, c.var.size()[1]], (Kind::Double, tch::Device::Cpu)) * 10.0 + 0.1;
+                let scaled = c.var.shallow_clone() * factors;
+                b.set_centers(&scaled);
+                let after = b.value(&x, &y);
+                assert!((before - after).abs() < 1e-10, "{}: {before} vs {after}", config.kind());
+            }
         }
-    }
+    });
 }
 
 #[test]
