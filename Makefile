@@ -62,7 +62,7 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## ci-regress: run configs/ci.yaml and fail on a significant drop against results/baselines/ci
+## ci-regress: run configs/ci.yaml and fail on a significant move (metrics, diagnostics) against results/baselines/ci
 ci-regress: setup
 	$(CARGO) build --locked -p harness
 	rm -rf target/ci-results

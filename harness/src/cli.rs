@@ -101,9 +101,11 @@ pub enum Command {
     Slurm(SlurmArgs),
     /// Fail (exit 1) when a results folder is significantly worse than a stored baseline.
     ///
-    /// For every cell (data set × dim × variant) of the baseline: a one-sided paired t-test over
-    /// seeds that the current mean is below the baseline's by more than the tolerance. Missing
-    /// cells and cells with another resolved config or split fingerprint are refused (exit 1).
+    /// For every cell (data set × dim × variant) of the baseline: paired t-tests over seeds that
+    /// each metric moved by more than the tolerance (a drop, or a rise: an evaluation leak looks like
+    /// progress) and that each training diagnostic (final loss, final regularizer, effective
+    /// centres) moved by more than a relative tolerance. Missing cells and cells with another
+    /// resolved config or split fingerprint are refused. Exit 1 on any finding.
     Regress {
         /// Baseline results folder (e.g. results/baselines/ci).
         #[arg(long)]
@@ -114,12 +116,21 @@ pub enum Command {
         /// Metrics to check (repeatable).
         #[arg(long = "metric", default_values_t = ["R@1".to_string(), "NMI".to_string(), "MAP@R".to_string()])]
         metrics: Vec<String>,
-        /// One-sided significance level.
+        /// Significance level of each comparison (α/2 per side for two-sided tests).
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
-        /// Allowed drop, in metric points (%), before it counts.
+        /// Allowed move of a metric, in points (%), before it counts.
         #[arg(long, default_value_t = 1.0)]
         tolerance: f64,
+        /// Fail on metric drops only, not on rises (the check before 2026-11-29).
+        #[arg(long)]
+        drops_only: bool,
+        /// Allowed move of each training diagnostic, in % of its baseline mean.
+        #[arg(long, default_value_t = 5.0)]
+        diagnostics_tolerance: f64,
+        /// Do not check the training diagnostics.
+        #[arg(long)]
+        no_diagnostics: bool,
         /// Also write the Markdown table to this file.
         #[arg(short, long)]
         output: Option<std::path::PathBuf>,

@@ -3,6 +3,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use harness::cli::{parse_bytes, Cli, Command, DataCommand, EvalArgs, SlurmArgs};
 use harness::device::parse_device;
+use harness::regress::RegressOptions;
 use std::collections::BTreeMap;
 
 fn main() {
@@ -32,8 +33,20 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Report { results, output, baseline } => report(&results, output, &baseline),
         Command::Slurm(args) => slurm(args),
-        Command::Regress { baseline, current, metrics, alpha, tolerance, output } => {
-            regress(&baseline, &current, harness::regress::RegressOptions { metrics, alpha, tolerance }, output)
+        Command::Regress {
+            baseline,
+            current,
+            metrics,
+            alpha,
+            tolerance,
+            drops_only,
+            diagnostics_tolerance,
+            no_diagnostics,
+            output,
+        } => {
+            let diagnostics_tolerance = (!no_diagnostics).then_some(diagnostics_tolerance);
+            let opts = RegressOptions { metrics, alpha, tolerance, two_sided: !drops_only, diagnostics_tolerance };
+            regress(&baseline, &current, opts, output)
         }
     }
 }
@@ -104,7 +117,7 @@ fn slurm(args: SlurmArgs) -> Result<()> {
 fn regress(
     baseline: &std::path::Path,
     current: &std::path::Path,
-    opts: harness::regress::RegressOptions,
+    opts: RegressOptions,
     output: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let mut problems = vec![];
@@ -113,6 +126,9 @@ fn regress(
     }
     if opts.tolerance.is_nan() || opts.tolerance < 0.0 {
         problems.push(format!("--tolerance {}: expected points >= 0", opts.tolerance));
+    }
+    if let Some(t) = opts.diagnostics_tolerance.filter(|t| t.is_nan() || *t < 0.0) {
+        problems.push(format!("--diagnostics-tolerance {t}: expected a percentage >= 0"));
     }
     let b = harness::store::read_records(baseline).map_err(|e| problems.push(format!("--baseline: {e:#}"))).ok();
     let c = harness::store::read_records(current).map_err(|e| problems.push(format!("--current: {e:#}"))).ok();

@@ -1,9 +1,11 @@
-//! Accuracy regression check: for every cell of a baseline results folder, a one-sided test over
-//! seeds that the current runs are worse than the baseline's by more than a tolerance. Cells missing
-//! from either side, and cells whose resolved config or split fingerprint differ, are reported and
-//! never silently compared.
+//! Accuracy regression check: for every cell of a baseline results folder, paired tests over seeds
+//! that the current runs' metrics moved by more than a tolerance (drops, and by default rises), and
+//! that their training diagnostics (final loss, regularizer, effective centres) moved by more than a
+//! relative tolerance, which react to a loss bug before accuracy does. Cells missing from either
+//! side, and cells whose resolved config or split fingerprint differ, are reported and never
+//! silently compared.
 use crate::analysis::{finished_cells, seeded_values};
-use crate::stats::{paired_t_p_below_zero, summarize, t_quantile_one_sided};
+use crate::stats::{paired_t_p_below_zero, summarize};
 use crate::store::RunRecord;
 use tabled::{builder::Builder, settings::Style};
 
@@ -12,18 +14,54 @@ use tabled::{builder::Builder, settings::Style};
 pub struct RegressOptions {
     /// Metrics to test (`R@1`, `NMI`, `MAP@R`, …).
     pub metrics: Vec<String>,
-    /// One-sided significance level.
+    /// Significance level of each comparison (split α/2 per side when two-sided).
     pub alpha: f64,
-    /// Allowed drop in metric points (%) before a drop counts.
+    /// Allowed move of a metric, in points (%), before it counts.
     pub tolerance: f64,
+    /// Also fail on a significant rise beyond the tolerance (an evaluation leak looks like progress).
+    pub two_sided: bool,
+    /// Allowed move of each training diagnostic (final loss, final regularizer, effective centres),
+    /// in % of its baseline mean, tested two-sided; `None` leaves the diagnostics unchecked.
+    pub diagnostics_tolerance: Option<f64>,
 }
 
-/// The outcome: regressions, cells that could not be compared, and the full comparison.
+impl Default for RegressOptions {
+    fn default() -> Self {
+        Self {
+            metrics: ["R@1", "NMI", "MAP@R"].map(String::from).to_vec(),
+            alpha: 0.05,
+            tolerance: 1.0,
+            two_sided: true,
+            diagnostics_tolerance: Some(5.0),
+        }
+    }
+}
+
+/// The training diagnostics the check can compare, as named in its tables.
+pub const DIAGNOSTICS: [&str; 3] = ["final loss", "final regularizer", "effective centres"];
+
+/// One diagnostic of a record (`None` when the run does not have it, e.g. no regularizer).
+fn diagnostic(r: &RunRecord, name: &str) -> Option<f64> {
+    let d = &r.outcome.diagnostics;
+    match name {
+        "final loss" => d.last_loss,
+        "final regularizer" => d.epoch_regularizer.last().copied(),
+        "effective centres" => d.effective_centers_per_class,
+        _ => None,
+    }
+}
+
+/// (seed, value) of one diagnostic over a cell's records.
+fn diagnostic_values(records: &[&RunRecord], name: &str) -> Vec<(u64, f64)> {
+    records.iter().filter_map(|r| diagnostic(r, name).map(|v| (r.config.seed, v))).collect()
+}
+
+/// The outcome: findings, cells that could not be compared, and the full comparison.
 #[derive(Debug, Default)]
 pub struct RegressReport {
     /// Markdown text.
     pub markdown: String,
-    /// Number of significant regressions.
+    /// Number of significant moves (metric drops or rises, diagnostic moves).
     pub regressions: usize,
     /// Cells refused: missing from the current run, or with another config or split.
     pub refused: usize,
@@ -36,12 +74,12 @@ fn config_key(r: &RunRecord) -> String {
     v.to_string()
 }
 
-fn fmt(v: &[(u64, f64)]) -> String {
+fn fmt(v: &[(u64, f64)], decimals: usize) -> String {
     let s = summarize(&v.iter().map(|x| x.1).collect::<Vec<_>>(), 0.95);
     if s.n < 2 {
-        format!("{:.2}", s.mean)
+        format!("{:.*}", decimals, s.mean)
     } else {
-        format!("{:.2} ± {:.2}", s.mean, s.ci95)
+        format!("{:.*} ± {:.*}", decimals, s.mean, decimals, s.ci95)
     }
 }
 
@@ -75,14 +113,58 @@ struct Tables {
 impl Tables {
     fn new() -> Self {
         let mut t = Self { all: Builder::default(), regressions: Builder::default(), refused: Builder::default() };
-        t.all.push_record(["cell", "metric", "baseline", "current", "seeds", "p (one-sided)", "verdict"]);
-        t.regressions.push_record(["cell", "metric", "baseline mean ± CI", "current mean ± CI", "p-value"]);
+        let head = ["cell", "quantity", "baseline", "current", "seeds", "tolerance", "p (drop)", "p (rise)", "verdict"];
+        t.all.push_record(head);
+        t.regressions.push_record([
+            "cell",
+            "quantity",
+            "baseline mean ± CI",
+            "current mean ± CI",
+            "direction",
+            "p-value",
+        ]);
         t.refused.push_record(["cell", "problem"]);
         t
     }
 }
 
-/// Tests every metric of one comparable cell, adding rows and counts to `out`.
+/// One quantity of one cell: its values by seed on both sides, how far it may move, which sides
+/// are tested and how many decimals it is shown with.
+struct Quantity<'a> {
+    name: &'a str,
+    base: Vec<(u64, f64)>,
+    cur: Vec<(u64, f64)>,
+    tolerance: f64,
+    two_sided: bool,
+    decimals: usize,
+}
+
+/// Tests one quantity of a comparable cell (each side at α/2 when two-sided), adding its rows and
+/// counts to `t` and `out`.
+fn compare(key: &str, q: Quantity, alpha: f64, t: &mut Tables, out: &mut RegressReport) {
+    let Some((n, p_drop)) = one_sided_drop_p(&q.base, &q.cur, q.tolerance) else {
+        t.refused.push_record([key.to_string(), format!("{}: fewer than 2 seeds shared with the baseline", q.name)]);
+        out.refused += 1;
+        return;
+    };
+    // A rise of the current over the baseline is a drop of the baseline below the current.
+    let p_rise = q.two_sided.then(|| one_sided_drop_p(&q.cur, &q.base, q.tolerance).map_or(1.0, |x| x.1));
+    let level = if q.two_sided { alpha / 2.0 } else { alpha };
+    let (b, c) = (fmt(&q.base, q.decimals), fmt(&q.cur, q.decimals));
+    let tol = format!("{:.*}", q.decimals, q.tolerance);
+    let found =
+        if p_drop < level { Some(("drop", p_drop)) } else { p_rise.filter(|p| *p < level).map(|p| ("rise", p)) };
+    let verdict = found.map_or("ok".to_string(), |(d, _)| format!("**{d}**"));
+    let p_rise = p_rise.map_or("–".to_string(), |p| format!("{p:.4}"));
+    let row = [key, q.name, &b, &c, &n.to_string(), &tol, &format!("{p_drop:.4}"), &p_rise, &verdict];
+    t.all.push_record(row.map(String::from));
+    if let Some((direction, p)) = found {
+        out.regressions += 1;
+        t.regressions.push_record([key, q.name, &b, &c, direction, &format!("{p:.4}")].map(String::from));
+    }
+}
+
+/// Tests every metric and, when asked, every training diagnostic of one comparable cell.
 fn compare_cell(
     key: &str,
     bc: &[&RunRecord],
@@ -92,23 +174,22 @@ fn compare_cell(
     out: &mut RegressReport,
 ) {
     for m in &opts.metrics {
-        let (bv, cv) = (seeded_values(bc, m), seeded_values(cc, m));
-        if bv.is_empty() {
+        let (base, cur) = (seeded_values(bc, m), seeded_values(cc, m));
+        if base.is_empty() {
             continue;
         }
-        let Some((n, p)) = one_sided_drop_p(&bv, &cv, opts.tolerance) else {
-            t.refused.push_record([key.to_string(), format!("{m}: fewer than 2 seeds shared with the baseline")]);
-            out.refused += 1;
+        let q = Quantity { name: m, base, cur, tolerance: opts.tolerance, two_sided: opts.two_sided, decimals: 2 };
+        compare(key, q, opts.alpha, t, out);
+    }
+    let Some(rel) = opts.diagnostics_tolerance else { return };
+    for name in DIAGNOSTICS {
+        let (base, cur) = (diagnostic_values(bc, name), diagnostic_values(cc, name));
+        if base.is_empty() {
             continue;
-        };
-        let worse = p < opts.alpha;
-        let verdict = if worse { "**regression**" } else { "ok" };
-        let (b, c, p) = (fmt(&bv), fmt(&cv), format!("{p:.4}"));
-        t.all.push_record([key, m, &b, &c, &n.to_string(), &p, verdict].map(String::from));
-        if worse {
-            out.regressions += 1;
-            t.regressions.push_record([key, m, &b, &c, &p].map(String::from));
         }
+        let mean = base.iter().map(|x| x.1).sum::<f64>() / base.len() as f64;
+        let tolerance = rel / 100.0 * mean.abs();
+        compare(key, Quantity { name, base, cur, tolerance, two_sided: true, decimals: 4 }, opts.alpha, t, out);
     }
 }
 
@@ -134,13 +215,23 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
 fn render(cells: usize, out: &RegressReport, t: Tables, extra: &[&String], opts: &RegressOptions) -> String {
     let mut s = String::new();
     let verdict = if out.regressions > 0 || out.refused > 0 { "FAIL" } else { "PASS" };
+    let sides = if opts.two_sided {
+        format!("two-sided (a drop or a rise of more than {} points fails; α/2 per side)", opts.tolerance)
+    } else {
+        format!("one-sided (a drop of more than {} points fails)", opts.tolerance)
+    };
+    let diag = opts.diagnostics_tolerance.map_or("training diagnostics not checked".to_string(), |r| {
+        format!(
+            "training diagnostics ({}): two-sided, a move of more than {r}% of the baseline mean fails",
+            DIAGNOSTICS.join(", ")
+        )
+    });
     s.push_str(&format!(
-        "# Accuracy regression check: {verdict}\n\n{cells} baseline cells, {} regressions, {} refused; one-sided paired t-test over seeds, α = {}, tolerance {} points (critical t for 3 seeds: {:.3})\n\n",
+        "# Accuracy regression check: {verdict}\n\n{cells} baseline cells, {} regressions, {} refused. Paired t-test over seeds at α = {}; metrics ({}): {sides}; {diag}. A rise or a diagnostic move is a change nobody made on purpose: if it is intended, refresh the baseline.\n\n",
         out.regressions,
         out.refused,
         opts.alpha,
-        opts.tolerance,
-        t_quantile_one_sided(1.0 - opts.alpha, 2.0)
+        opts.metrics.join(", "),
     ));
     if out.regressions > 0 {
         s.push_str(&format!("## Regressions\n\n{}\n\n", t.regressions.build().with(Style::markdown())));

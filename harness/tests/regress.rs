@@ -134,3 +134,80 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(&p, to.join("runs").join(p.file_name().unwrap())).unwrap();
     }
 }
+
+/// A copy of the committed CI baseline with `edit` applied to every record of the cells whose
+/// file names contain `slug` (real records, moved as a faulty build would move them).
+fn edited_baseline(to: &Path, slug: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    copy_dir(&from, to);
+    for e in std::fs::read_dir(to.join("runs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.to_string_lossy().contains(slug) {
+            let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            edit(&mut v);
+            std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        }
+    }
+    to.to_path_buf()
+}
+
+fn regress_with(baseline: &Path, current: &Path, extra: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["regress", "--baseline"])
+        .arg(baseline)
+        .arg("--current")
+        .arg(current)
+        .args(extra)
+        .output()
+        .unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+}
+
+/// Whether the regressions section lists `cell`'s `quantity` moving in `direction`.
+fn listed(text: &str, cell: &str, quantity: &str, direction: &str) -> bool {
+    regressions_section(text).lines().any(|l| {
+        let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+        cols.len() > 6 && cols[1] == cell && cols[2] == quantity && cols[5] == direction
+    })
+}
+
+#[test]
+fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its_tolerance() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let dir = std::env::temp_dir().join(format!("harness-regress-moves-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cell = "views d64 SoftTriple K=4";
+
+    // Every seed's R@1 3 points higher (what a kNN that finds the query itself looks like).
+    let risen = edited_baseline(&dir.join("risen"), "softtriple", |v| {
+        let r = &mut v["outcome"]["metrics"]["retrieval"]["recall_at_k"];
+        for e in r.as_array_mut().unwrap().iter_mut().filter(|e| e[0] == 1) {
+            e[1] = serde_json::json!(e[1].as_f64().unwrap() + 0.03);
+        }
+    });
+    let (ok, text) = regress_with(&baseline, &risen, &[]);
+    assert!(!ok && listed(&text, cell, "R@1", "rise"), "a 3-point rise must fail:\n{text}");
+    let (ok, text) = regress_with(&baseline, &risen, &["--drops-only"]);
+    assert!(ok, "--drops-only ignores rises:\n{text}");
+
+    // The final regularizer 10% lower (a term divided once too often), accuracy untouched.
+    let scale = |f: f64| {
+        move |v: &mut serde_json::Value| {
+            let r = v["outcome"]["diagnostics"]["epoch_regularizer"].as_array_mut().unwrap();
+            let last = r.last_mut().unwrap();
+            *last = serde_json::json!(last.as_f64().unwrap() * f);
+        }
+    };
+    let lower = edited_baseline(&dir.join("lower"), "softtriple", scale(0.9));
+    let (ok, text) = regress_with(&baseline, &lower, &[]);
+    assert!(!ok && listed(&text, cell, "final regularizer", "drop"), "a 10% move must fail:\n{text}");
+    let (ok, text) = regress_with(&baseline, &lower, &["--no-diagnostics"]);
+    assert!(ok, "--no-diagnostics leaves the diagnostics out:\n{text}");
+    let (ok, text) = regress_with(&baseline, &lower, &["--diagnostics-tolerance", "15"]);
+    assert!(ok, "a 10% move is within a 15% tolerance:\n{text}");
+    // 3% is within the default 5% tolerance.
+    let near = edited_baseline(&dir.join("near"), "softtriple", scale(0.97));
+    let (ok, text) = regress_with(&baseline, &near, &[]);
+    assert!(ok, "a 3% move is within the default tolerance:\n{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
