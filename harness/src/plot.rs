@@ -1,6 +1,7 @@
-//! SVG line charts for reports: a metric against K for each multi-centre variant, with 95%
-//! interval bars. Plain SVG text, no plotting dependency.
-use std::fmt::Write as _;
+//! SVG line charts for reports, drawn with plotters: a metric against K for each multi-centre
+//! variant, with 95% interval bars, a legend beside the plot and optional dashed reference lines.
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
 
 /// One line of a chart: a label and (x label, mean, CI half-width) points in x order.
 #[derive(Debug, Clone)]
@@ -9,43 +10,30 @@ pub struct Series {
     pub label: String,
     /// Points: x label, mean, half-width of the interval (NaN: none).
     pub points: Vec<(String, f64, f64)>,
+    /// Drawn dashed, without markers: a reference value rather than a measurement.
+    pub dashed: bool,
 }
 
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+/// A chart that could not be drawn (the message of the plotting library).
+#[derive(Debug, thiserror::Error)]
+#[error("chart \"{title}\": {message}")]
+pub struct PlotError {
+    /// The chart's title.
+    pub title: String,
+    /// What went wrong.
+    pub message: String,
 }
 
-/// The plot area and the value range it maps, in SVG coordinates.
-struct Frame {
-    w: f64,
-    h: f64,
-    left: f64,
-    right: f64,
-    top: f64,
-    pw: f64,
-    ph: f64,
-    lo: f64,
-    hi: f64,
-    columns: usize,
-}
-
-impl Frame {
-    fn new(series: &[Series], columns: usize) -> Self {
-        let (w, h, left, right, top, bottom) = (640.0, 400.0, 70.0, 190.0, 40.0, 55.0);
-        let (lo, hi) = y_range(series);
-        Frame { w, h, left, right, top, pw: w - left - right, ph: h - top - bottom, lo, hi, columns }
-    }
-
-    fn x_of(&self, i: usize) -> f64 {
-        self.left + if self.columns > 1 { self.pw * i as f64 / (self.columns - 1) as f64 } else { self.pw / 2.0 }
-    }
-
-    fn y_of(&self, v: f64) -> f64 {
-        self.top + self.ph * (1.0 - (v - self.lo) / (self.hi - self.lo))
-    }
-}
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x8c, 0x56, 0x4b),
+];
+const SIZE: (u32, u32) = (720, 400);
+const LEGEND_WIDTH: u32 = 190;
 
 /// The y range: every mean ± interval, padded by a tenth (at least 0.5); 0..1 when empty.
 fn y_range(series: &[Series]) -> (f64, f64) {
@@ -63,90 +51,100 @@ fn y_range(series: &[Series]) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Title, y grid with its values, x tick labels, the plot frame and both axis labels.
-fn axes(s: &mut String, f: &Frame, title: &str, x_label: &str, y_label: &str, xs: &[String]) {
-    let (left, top, pw, ph) = (f.left, f.top, f.pw, f.ph);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
-        left + pw / 2.0,
-        esc(title)
-    );
-    for t in 0..=5 {
-        let v = f.lo + (f.hi - f.lo) * t as f64 / 5.0;
-        let y = f.y_of(v);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
-            left + pw,
-            left - 6.0,
-            y + 4.0
-        );
-    }
-    for (i, x) in xs.iter().enumerate() {
-        let _ =
-            writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#, f.x_of(i), top + ph + 18.0, esc(x));
-    }
-    let _ = writeln!(s, r#"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#);
-    let _ =
-        writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, f.h - 12.0, esc(x_label));
-    let _ = writeln!(
-        s,
-        r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-        top + ph / 2.0,
-        esc(y_label)
-    );
-}
-
-/// Series `k`: its line, a dot and interval bar per point, and its legend entry.
-fn draw_series(s: &mut String, f: &Frame, k: usize, ser: &Series, xs: &[String]) {
-    let c = COLOURS[k % COLOURS.len()];
-    let pts: Vec<(f64, f64, f64)> = ser
-        .points
+/// A series' finite points as (x position, mean, half-width), x positions from `xs`.
+fn positions(ser: &Series, xs: &[String]) -> Vec<(usize, f64, f64)> {
+    ser.points
         .iter()
-        .filter_map(|(x, m, ci)| xs.iter().position(|v| v == x).map(|i| (f.x_of(i), *m, *ci)))
-        .collect();
-    let path: Vec<String> = pts.iter().map(|(x, m, _)| format!("{x:.1},{:.1}", f.y_of(*m))).collect();
-    let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" "));
-    for (x, m, ci) in &pts {
-        if ci.is_finite() {
-            let _ = writeln!(
-                s,
-                r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}"/>"#,
-                f.y_of(m - ci),
-                f.y_of(m + ci)
-            );
-        }
-        let _ = writeln!(s, r#"<circle cx="{x:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, f.y_of(*m));
-    }
-    let ly = f.top + 16.0 + 20.0 * k as f64;
-    let _ = writeln!(
-        s,
-        r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
-        f.w - f.right + 12.0,
-        f.w - f.right + 36.0,
-        f.w - f.right + 42.0,
-        ly + 4.0,
-        esc(&ser.label)
-    );
+        .filter(|p| p.1.is_finite())
+        .filter_map(|(x, m, ci)| xs.iter().position(|v| v == x).map(|i| (i, *m, *ci)))
+        .collect()
 }
 
-/// A line chart with categorical x positions (`xs`, in order) and a linear y axis.
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, xs: &[String], series: &[Series]) -> String {
-    let f = Frame::new(series, xs.len());
-    let (w, h) = (f.w, f.h);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    axes(&mut s, &f, title, x_label, y_label, xs);
+/// A line chart with categorical x positions (`xs`, in order) and a linear y axis, as SVG text.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    xs: &[String],
+    series: &[Series],
+) -> Result<String, PlotError> {
+    let mut svg = String::new();
+    draw(&mut svg, title, x_label, y_label, xs, series)
+        .map_err(|e| PlotError { title: title.to_string(), message: e.to_string() })?;
+    Ok(svg)
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn draw(svg: &mut String, title: &str, x_label: &str, y_label: &str, xs: &[String], series: &[Series]) -> DrawResult {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 22))?;
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let (lo, hi) = y_range(series);
+    let last = xs.len().saturating_sub(1) as i32;
+    let mut chart = ChartBuilder::on(&plot_area)
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..last).into_segmented(), lo..hi)?;
+    let x_name = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => xs.get(*i as usize).cloned().unwrap_or_default(),
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .max_light_lines(1)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .x_labels(xs.len())
+        .x_label_formatter(&x_name)
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()?;
     for (k, ser) in series.iter().enumerate() {
-        draw_series(&mut s, &f, k, ser, xs);
+        let colour = COLOURS[k % COLOURS.len()];
+        let pts = positions(ser, xs);
+        let at = |i: usize| SegmentValue::CenterOf(i as i32);
+        if ser.dashed {
+            chart.draw_series(DashedLineSeries::new(
+                pts.iter().map(|p| (at(p.0), p.1)),
+                8,
+                5,
+                colour.stroke_width(2),
+            ))?;
+        } else {
+            chart.draw_series(LineSeries::new(pts.iter().map(|p| (at(p.0), p.1)), colour.stroke_width(2)))?;
+            chart.draw_series(pts.iter().map(|p| Circle::new((at(p.0), p.1), 4, colour.filled())))?;
+            let bars = pts.iter().filter(|p| p.2.is_finite());
+            chart.draw_series(bars.map(|p| ErrorBar::new_vertical(at(p.0), p.1 - p.2, p.1, p.1 + p.2, colour, 10)))?;
+        }
+        legend_entry(&legend_area, k, ser, colour)?;
     }
-    s.push_str("</svg>\n");
-    s
+    root.present()?;
+    Ok(())
+}
+
+/// Series `k`'s legend entry: a short line in its style and its label.
+fn legend_entry(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    k: usize,
+    ser: &Series,
+    c: RGBColor,
+) -> DrawResult {
+    let y = 30 + 22 * k as i32;
+    let line = vec![(8, y), (34, y)];
+    if ser.dashed {
+        area.draw(&PathElement::new(line, c.stroke_width(2)))?;
+        area.draw(&Rectangle::new([(16, y - 2), (22, y + 2)], WHITE.filled()))?;
+    } else {
+        area.draw(&PathElement::new(line, c.stroke_width(2)))?;
+        area.draw(&Circle::new((21, y), 4, c.filled()))?;
+    }
+    area.draw(&Text::new(ser.label.clone(), (40, y - 7), ("sans-serif", 16)))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -154,19 +152,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chart_has_one_line_and_point_per_value_and_escapes_text() {
+    fn chart_has_one_line_and_marker_per_value_one_bar_per_interval_and_escapes_text() {
         let xs: Vec<String> = ["1", "2", "10"].iter().map(|s| s.to_string()).collect();
         let series = vec![
             Series {
                 label: "SoftTriple τ=0.2".into(),
                 points: vec![("1".into(), 58.0, 0.5), ("2".into(), 58.8, 0.4), ("10".into(), 60.4, 0.3)],
+                dashed: false,
             },
-            Series { label: "a<b".into(), points: vec![("1".into(), 58.0, f64::NAN), ("10".into(), 59.9, 0.2)] },
+            Series {
+                label: "a<b".into(),
+                points: vec![("1".into(), 58.0, f64::NAN), ("10".into(), 59.9, 0.2)],
+                dashed: false,
+            },
+            Series {
+                label: "true views M = 4".into(),
+                points: xs.iter().map(|x| (x.clone(), 59.0, f64::NAN)).collect(),
+                dashed: true,
+            },
         ];
-        let svg = line_chart("R@1 against K", "K", "R@1 (%)", &xs, &series);
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert_eq!(svg.matches("<circle").count(), 5);
-        assert!(svg.contains("a&lt;b") && !svg.contains("a<b"));
+        let svg = line_chart("R@1 against K", "K", "R@1 (%)", &xs, &series).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+        // 5 filled data markers and 2 in the legend (the dashed reference line has none).
+        let filled = svg.lines().filter(|l| l.starts_with("<circle") && !l.contains(r#"fill="none""#)).count();
+        assert_eq!(filled, 7, "{svg}");
+        // One interval bar (three strokes) per finite interval: 3 + 1.
+        let bar = |l: &&str| l.starts_with("<line") && (l.contains("#1F77B4") || l.contains("#D62728"));
+        assert_eq!(svg.lines().filter(bar).count(), 3 * 4, "{svg}");
+        // Every x label, legend label and the title, the special character escaped.
+        let texts: Vec<&str> = svg.lines().collect();
+        for text in ["1", "2", "10", "SoftTriple τ=0.2", "a&lt;b", "true views M = 4", "R@1 against K", "K", "R@1 (%)"]
+        {
+            assert!(texts.contains(&text), "missing {text}: {svg}");
+        }
+        assert!(!svg.contains("a<b"));
+    }
+
+    #[test]
+    fn a_chart_without_points_still_draws_its_axes() {
+        let xs: Vec<String> = vec!["1".into(), "2".into()];
+        let svg = line_chart("empty", "K", "y", &xs, &[]).unwrap();
+        assert!(svg.lines().any(|l| l == "empty") && svg.lines().any(|l| l == "2"), "{svg}");
     }
 }

@@ -64,6 +64,7 @@ impl LossConfig {
     pub fn family(&self) -> String {
         match self {
             LossConfig::SoftTriple(c) => format!("SoftTriple τ={}", c.tau),
+            LossConfig::HardTriple(_) => "HardTriple".into(),
             LossConfig::TorchScript(c) => c.name.clone(),
             other => other.label(),
         }
@@ -156,6 +157,31 @@ mod tests {
         for (yaml, label, slug) in cases {
             let c = parse(yaml);
             assert_eq!((c.label().as_str(), c.slug().as_str()), (label, slug), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn a_family_is_the_variant_without_its_k_one_line_of_a_chart_against_k() {
+        let cases = [
+            ("{kind: hard_triple, centers_per_class: 2}", "{kind: hard_triple, centers_per_class: 8}", "HardTriple"),
+            (
+                "{kind: soft_triple, centers_per_class: 2}",
+                "{kind: soft_triple, centers_per_class: 4}",
+                "SoftTriple τ=0.2",
+            ),
+            (
+                "{kind: soft_triple, centers_per_class: 2, tau: 0}",
+                "{kind: soft_triple, centers_per_class: 8, tau: 0}",
+                "SoftTriple τ=0",
+            ),
+            (
+                "{kind: torchscript, path: a.pt, name: A, centers_per_class: 2}",
+                "{kind: torchscript, path: a.pt, name: A, centers_per_class: 3}",
+                "A",
+            ),
+        ];
+        for (a, b, family) in cases {
+            assert_eq!((parse(a).family(), parse(b).family()), (family.to_string(), family.to_string()), "{a}");
         }
     }
 

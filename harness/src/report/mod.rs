@@ -150,9 +150,15 @@ pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String
         let charts =
             [(KChart::Metric("R@1"), None), (KChart::Metric("NMI"), None), (KChart::EffectiveCentres, true_views)];
         for (chart, reference) in charts {
-            if let Some(p) = k_plot(&rows, data, *dim, &opts.plot_stem, chart, reference) {
-                let _ = writeln!(s, "![{} against K, {data}, dim {dim}]({})\n", chart.names().0, p.file_name);
-                plots.push(p);
+            match k_plot(&rows, data, *dim, &opts.plot_stem, chart, reference) {
+                Some(Ok(p)) => {
+                    let _ = writeln!(s, "![{} against K, {data}, dim {dim}]({})\n", chart.names().0, p.file_name);
+                    plots.push(p);
+                }
+                Some(Err(e)) => {
+                    let _ = writeln!(s, "(not drawn: {e})\n");
+                }
+                None => {}
             }
         }
         calibration::convergence(&mut s, &rows);
@@ -210,7 +216,14 @@ impl KChart {
 
 /// A chart against K for every multi-centre variant, when the table holds at least two K values;
 /// `reference` draws a flat line (the data's true number of views).
-fn k_plot(rows: &[Row], data: &str, dim: i64, stem: &str, chart: KChart, reference: Option<i64>) -> Option<Plot> {
+fn k_plot(
+    rows: &[Row],
+    data: &str,
+    dim: i64,
+    stem: &str,
+    chart: KChart,
+    reference: Option<i64>,
+) -> Option<Result<Plot, crate::plot::PlotError>> {
     let multi: Vec<&Row> = rows.iter().filter(|r| r.loss.centers_per_class().is_some()).collect();
     let ks: BTreeSet<i64> = multi.iter().filter_map(|r| r.loss.centers_per_class()).collect();
     if ks.len() < 2 {
@@ -228,7 +241,7 @@ fn k_plot(rows: &[Row], data: &str, dim: i64, stem: &str, chart: KChart, referen
         let k = r.loss.centers_per_class().unwrap().to_string();
         series
             .entry(name.clone())
-            .or_insert_with(|| crate::plot::Series { label: name, points: vec![] })
+            .or_insert_with(|| crate::plot::Series { label: name, points: vec![], dashed: false })
             .points
             .push((k, sm.mean, sm.ci95));
     }
@@ -238,13 +251,13 @@ fn k_plot(rows: &[Row], data: &str, dim: i64, stem: &str, chart: KChart, referen
     }
     if let Some(m) = reference {
         let label = format!("true views M = {m}");
-        series
-            .push(crate::plot::Series { label, points: xs.iter().map(|x| (x.clone(), m as f64, f64::NAN)).collect() });
+        let points = xs.iter().map(|x| (x.clone(), m as f64, f64::NAN)).collect();
+        series.push(crate::plot::Series { label, points, dashed: true });
     }
     let (what, y_label, file) = chart.names();
     let title = format!("{what} against K — {data}, dim {dim}");
     let svg = crate::plot::line_chart(&title, "centres per class K", y_label, &xs, &series);
-    Some(Plot { file_name: format!("{stem}-{file}-{data}-d{dim}.svg"), svg })
+    Some(svg.map(|svg| Plot { file_name: format!("{stem}-{file}-{data}-d{dim}.svg"), svg }))
 }
 
 /// Seconds from the earliest run start (its end less its training and evaluation) to the latest end.
