@@ -269,3 +269,29 @@ fn regularizer_handles_sop_scale_without_a_quadratic_mask() {
     assert_eq!(eff.per_class.len(), 11_318);
     assert!(eff.per_class.iter().all(|&v| v == 10), "random centres should not count as merged");
 }
+
+/// Cross-entropy with the margin, computed on the host from its formula (paper.md §2).
+fn host_margin_cross_entropy(sim: &[Vec<f64>], labels: &[i64], la: f64, margin: f64) -> f64 {
+    let terms = sim.iter().zip(labels).map(|(row, &y)| {
+        let logits: Vec<f64> =
+            row.iter().enumerate().map(|(c, s)| la * (s - if c as i64 == y { margin } else { 0.0 })).collect();
+        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() - logits[y as usize]
+    });
+    terms.sum::<f64>() / labels.len() as f64
+}
+
+#[test]
+fn every_class_index_counts_in_the_cross_entropy_including_100() {
+    // libtorch's cross-entropy skips targets equal to its ignore index (−100 by default): a slip
+    // to 100 would silently drop every sample of class 100 on data sets with more classes (SOP).
+    let classes = 150usize;
+    let labels = [100i64, 3, 100, 149];
+    let sim: Vec<Vec<f64>> = (0..labels.len())
+        .map(|i| (0..classes).map(|c| ((i * 31 + c * 7) % 17) as f64 / 17.0 - 0.5).collect())
+        .collect();
+    let got = losses::centers::margin_cross_entropy(&matrix(&sim), &Tensor::from_slice(&labels), 20.0, 0.01).unwrap();
+    let want = host_margin_cross_entropy(&sim, &labels, 20.0, 0.01);
+    let got = f64::try_from(&got).unwrap();
+    assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "{got} vs host {want}");
+}
