@@ -4,9 +4,10 @@
 //! relative tolerance, which react to a loss bug before accuracy does. Cells missing from either
 //! side, and cells whose resolved config or split fingerprint differ, are reported and never
 //! silently compared.
-use crate::analysis::{finished_cells, seeded_values};
+use crate::analysis::{cell_key, finished_cells, seeded_values};
 use crate::stats::{paired_t_p_below_zero, summarize};
 use crate::store::RunRecord;
+use crate::train::RunStatus;
 use tabled::{builder::Builder, settings::Style};
 
 /// Options of the check.
@@ -92,8 +93,8 @@ pub fn one_sided_drop_p(base: &[(u64, f64)], cur: &[(u64, f64)], tol: f64) -> Op
 }
 
 /// Why a baseline cell cannot be compared with the current one, if it cannot.
-fn refusal(bc: &[&RunRecord], cc: Option<&Vec<&RunRecord>>) -> Option<String> {
-    let Some(cc) = cc else { return Some("missing from the current results".into()) };
+fn refusal(key: &str, bc: &[&RunRecord], cc: Option<&Vec<&RunRecord>>, current: &[RunRecord]) -> Option<String> {
+    let Some(cc) = cc else { return Some(missing(key, current)) };
     let (bfp, cfp) = (&bc[0].outcome.split_fingerprint, &cc[0].outcome.split_fingerprint);
     if bfp != cfp {
         return Some(format!("split fingerprint differs (baseline {bfp}, current {cfp}): the data changed, so the numbers are not comparable; refresh the baseline on purpose if the new split is right"));
@@ -101,6 +102,19 @@ fn refusal(bc: &[&RunRecord], cc: Option<&Vec<&RunRecord>>) -> Option<String> {
     (config_key(bc[0]) != config_key(cc[0])).then(|| {
         "resolved config differs from the baseline's (a changed sweep file or defaults): refresh the baseline on purpose".into()
     })
+}
+
+/// Why a cell has no finished run in the current results: absent, or every run diverged or failed.
+fn missing(key: &str, current: &[RunRecord]) -> String {
+    let ended: Vec<&RunRecord> = current.iter().filter(|r| cell_key(r) == key).collect();
+    if ended.is_empty() {
+        return "missing from the current results".into();
+    }
+    let diverged = ended.iter().filter(|r| r.outcome.status == RunStatus::Diverged).count();
+    format!(
+        "no finished run in the current results: {diverged} of {} diverged (loss not finite), the others failed",
+        ended.len()
+    )
 }
 
 /// The three tables of a check, filled cell by cell.
@@ -199,7 +213,7 @@ pub fn check(baseline: &[RunRecord], current: &[RunRecord], opts: &RegressOption
     let mut out = RegressReport::default();
     let mut t = Tables::new();
     for (key, bc) in &b {
-        match refusal(bc, c.get(key)) {
+        match refusal(key, bc, c.get(key), current) {
             Some(why) => {
                 t.refused.push_record([key.clone(), why]);
                 out.refused += 1;

@@ -211,3 +211,17 @@ fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its
     assert!(ok, "a 3% move is within the default tolerance:\n{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let dir = std::env::temp_dir().join(format!("harness-regress-diverged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let diverged = edited_baseline(&dir, "softtriple", |v| {
+        v["outcome"]["status"] = serde_json::json!("diverged");
+        v["outcome"]["metrics"] = serde_json::Value::Null;
+    });
+    let (ok, text) = regress_with(&baseline, &diverged, &[]);
+    assert!(!ok && text.contains("no finished run in the current results: 5 of 5 diverged"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -250,6 +250,12 @@ fn effective_centres_count_merged_groups_per_class() {
     assert!((eff.mean() - 1.5).abs() < 1e-12);
     let strict = b.loss.effective_centers(0.999_999_9).unwrap().unwrap();
     assert_eq!(strict.per_class, vec![3, 2]);
+    // Merged means the cosine exceeds the threshold: orthogonal centres (cosine exactly 0) stay
+    // apart at threshold 0, and class 1's e1 pair (cosine exactly 1) stays merged below 1 only.
+    let at_zero = b.loss.effective_centers(0.0).unwrap().unwrap();
+    assert_eq!(at_zero.per_class, vec![1, 2]);
+    let at_one = b.loss.effective_centers(1.0).unwrap().unwrap();
+    assert_eq!(at_one.per_class[1], 3, "a cosine of exactly 1 does not exceed 1");
     let _ = k;
 }
 
