@@ -301,3 +301,64 @@ fn every_class_index_counts_in_the_cross_entropy_including_100() {
     let got = f64::try_from(&got).unwrap();
     assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "{got} vs host {want}");
 }
+
+#[test]
+fn every_kind_refuses_out_of_range_settings_naming_the_field() {
+    let cases = [
+        ("{kind: softmax_norm, la: 0}", "la"),
+        ("{kind: softmax_norm, margin: .nan}", "margin"),
+        ("{kind: hard_triple, la: -1}", "la"),
+        ("{kind: hard_triple, margin: .inf}", "margin"),
+        ("{kind: proxy_nca, scale: 0}", "scale"),
+        ("{kind: triplet, margin: -0.1}", "margin"),
+        ("{kind: soft_triple, gamma: 0}", "gamma"),
+    ];
+    for (config, field) in cases {
+        let e = yaml(config).validate().expect_err(config).to_string();
+        assert!(e.contains(field), "{config}: {e}");
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let e = yaml(config).build(&vs.root(), 3, 4).err().unwrap_or_else(|| panic!("{config} built")).to_string();
+        assert!(e.contains(field), "{config}: {e}");
+    }
+    for ok in ["{kind: softmax_norm, margin: -0.1}", "{kind: hard_triple, margin: 0}", "{kind: triplet, margin: 0}"] {
+        yaml(ok).validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn proxy_nca_without_the_positive_needs_two_classes() {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let without = yaml("{kind: proxy_nca, include_positive: false}");
+    let e = without.build(&vs.root().sub("a"), 1, 4).err().expect("one class, no positive: empty denominator");
+    assert!(e.to_string().contains("include_positive"), "{e}");
+    assert!(without.build(&vs.root().sub("b"), 2, 4).is_ok(), "two classes leave one in the denominator");
+    assert!(yaml("{kind: proxy_nca}").build(&vs.root().sub("c"), 1, 4).is_ok(), "with the positive, one class is fine");
+}
+
+#[test]
+fn proxy_nca_counts_every_class_including_100() {
+    // As in the margin cross-entropy: libtorch's ignore index is −100; class 100 must count.
+    let (classes, dim) = (120i64, 6i64);
+    let b = build(&yaml("{kind: proxy_nca}"), classes, dim);
+    let p: Vec<Vec<f64>> =
+        (0..dim).map(|r| (0..classes).map(|c| ((r * 13 + c * 5) % 11) as f64 / 11.0 - 0.4).collect()).collect();
+    b.set_centers(&matrix(&p));
+    let x: Vec<Vec<f64>> = (0..3).map(|i| (0..dim).map(|r| ((i * 7 + r * 3) % 5) as f64 - 2.0).collect()).collect();
+    let y = [100i64, 100, 7];
+    let got = b.value(&matrix(&x), &Tensor::from_slice(&y));
+    // Host: −log softmax of 2s²·(x̂·p̂) at the true class, s = 3 (paper.md §1, ProxyNCA).
+    let unit = |v: Vec<f64>| {
+        let n = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        v.into_iter().map(|a| a / n).collect::<Vec<f64>>()
+    };
+    let proxies: Vec<Vec<f64>> = (0..classes as usize).map(|c| unit(p.iter().map(|row| row[c]).collect())).collect();
+    let sims: Vec<Vec<f64>> = x
+        .iter()
+        .map(|xi| {
+            let xi = unit(xi.clone());
+            proxies.iter().map(|pc| pc.iter().zip(&xi).map(|(a, b)| a * b).sum::<f64>()).collect()
+        })
+        .collect();
+    let want = host_margin_cross_entropy(&sims, &y, 2.0 * 9.0, 0.0);
+    assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "{got} vs host {want}");
+}
