@@ -126,7 +126,7 @@ pub enum Command {
         #[arg(long)]
         drops_only: bool,
         /// Allowed move of each training diagnostic, in % of its baseline mean.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 3.0)]
         diagnostics_tolerance: f64,
         /// Do not check the training diagnostics.
         #[arg(long)]

@@ -33,7 +33,7 @@ impl Default for RegressOptions {
             alpha: 0.05,
             tolerance: 1.0,
             two_sided: true,
-            diagnostics_tolerance: Some(5.0),
+            diagnostics_tolerance: Some(3.0),
         }
     }
 }
