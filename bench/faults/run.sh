@@ -27,6 +27,7 @@ if [ $REJUDGE = 1 ]; then
   [ -d "$RESULTS/clean-2-threads" ] || { echo "error: no kept results in $RESULTS: run bash bench/faults/run.sh first" >&2; exit 1; }
 else
   rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+  git rev-parse --short HEAD > "$RESULTS/commit"
 fi
 OUT=$(mktemp -d /tmp/harness-faults.XXXXXX)
 WT="$OUT/tree"
@@ -91,7 +92,8 @@ faults=$(printf '%s\n' "${ROWS[@]}" | grep -vc '^| clean-')
 {
   echo "# What the CI accuracy check catches"
   echo
-  echo "Written by \`bash bench/faults/run.sh\` ($(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) cores)."
+  echo "Written by \`bash bench/faults/run.sh\` ($(date -u +%Y-%m-%d), $(nproc) cores): sweeps at commit"
+  echo "$(cat "$RESULTS/commit" 2>/dev/null || echo unknown), judged at commit $(git rev-parse --short HEAD) (\`--rejudge\` judges kept sweeps again)."
   echo "Each row: a fault patched into a scratch copy of the tree, the CI sweep (\`configs/ci.yaml\`:"
   echo "Softmax_norm, SoftTriple K=4 and ProxyNCA on the main job's views data, dim 64, 5 seeds) and"
   echo "\`harness regress\` against the committed baseline (\`results/baselines/ci\`), paired t-tests"
