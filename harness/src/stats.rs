@@ -233,7 +233,19 @@ mod tests {
         assert!((s.mean - 2.5).abs() < 1e-12);
         assert!((s.std - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert!((s.ci95 - 3.182_446_305_284_263 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-9);
-        assert!(summarize(&[7.0], 0.95).ci95.is_nan());
+        let one = summarize(&[7.0], 0.95);
+        assert!(one.ci95.is_nan() && one.std == 0.0 && one.mean == 7.0, "{one:?}");
+        let none = summarize(&[], 0.95);
+        assert!(none.n == 0 && none.mean == 0.0 && none.std == 0.0 && none.ci95.is_nan(), "{none:?}");
+    }
+
+    #[test]
+    fn identical_differences_are_certain_either_way() {
+        // No spread: a constant non-zero difference is certain (p = 0), all zeros are no evidence (p = 1).
+        assert_eq!(paired_t_p(&[2.0, 2.0, 2.0]), 0.0);
+        assert_eq!(paired_t_p(&[0.0, 0.0, 0.0]), 1.0);
+        assert_eq!(paired_t_p_below_zero(&[-1.0, -1.0]), Some(0.0));
+        assert_eq!(paired_t_p_below_zero(&[1.0, 1.0]), Some(1.0));
     }
 
     #[test]
