@@ -246,6 +246,9 @@ mod tests {
         assert_eq!(paired_t_p(&[0.0, 0.0, 0.0]), 1.0);
         assert_eq!(paired_t_p_below_zero(&[-1.0, -1.0]), Some(0.0));
         assert_eq!(paired_t_p_below_zero(&[1.0, 1.0]), Some(1.0));
+        // Exactly at the boundary (the regression check's "worse by exactly the tolerance") is not below.
+        assert_eq!(paired_t_p_below_zero(&[0.0, 0.0]), Some(1.0));
+        assert_eq!(paired_t_p_below_zero(&[-1.0]), None, "one value has no spread to test against");
     }
 
     #[test]
