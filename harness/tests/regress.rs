@@ -225,3 +225,75 @@ fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
     assert!(!ok && text.contains("no finished run in the current results: 5 of 5 diverged"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn each_training_diagnostic_is_compared_in_both_directions() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let dir = std::env::temp_dir().join(format!("harness-regress-diagnostics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cell = "views d64 SoftTriple K=4";
+    // (field of the record's diagnostics, quantity in the check's tables, factor, direction)
+    let cases = [
+        ("last_loss", "final loss", 1.1, "rise"),
+        ("last_loss", "final loss", 0.9, "drop"),
+        ("effective_centers_per_class", "effective centres", 0.5, "drop"),
+        ("effective_centers_per_class", "effective centres", 1.25, "rise"),
+    ];
+    for (i, (field, quantity, factor, direction)) in cases.into_iter().enumerate() {
+        let moved = edited_baseline(&dir.join(i.to_string()), "softtriple", |v| {
+            let d = &mut v["outcome"]["diagnostics"][field];
+            *d = serde_json::json!(d.as_f64().unwrap() * factor);
+        });
+        let (ok, text) = regress_with(&baseline, &moved, &[]);
+        assert!(!ok && listed(&text, cell, quantity, direction), "{field} × {factor}:\n{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let dir = std::env::temp_dir().join(format!("harness-regress-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Same data split and cell, another learning rate: the numbers are not comparable.
+    let other = edited_baseline(&dir.join("other"), "softtriple", |v| {
+        v["config"]["train"]["lr"]["head"] = serde_json::json!(0.002);
+    });
+    let (ok, text) = regress_with(&baseline, &other, &[]);
+    assert!(!ok && text.contains("resolved config differs from the baseline's"), "{text}");
+    // A rerun: every compared row shows "mean ± half-width" on both sides, equal, and "ok".
+    let same = edited_baseline(&dir.join("same"), "none", |_| {});
+    let (ok, text) = regress_with(&baseline, &same, &[]);
+    assert!(ok, "{text}");
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .filter(|l| l.starts_with("| views"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        3 * 3 + 3 * 2 + 1,
+        "3 metrics and final loss + effective centres per cell, the regularizer once"
+    );
+    let summary = |s: &str| {
+        let (m, h) = s.split_once(" ± ").unwrap_or_else(|| panic!("not mean ± CI: {s:?}"));
+        m.parse::<f64>().is_ok() && h.parse::<f64>().is_ok()
+    };
+    for r in rows {
+        assert!(summary(&r[3]) && r[3] == r[4] && r[9] == "ok", "{r:?}");
+    }
+    // Two seeds left in one cell: still compared (2 pairs), and its summary still has an interval.
+    let two = edited_baseline(&dir.join("two"), "none", |_| {});
+    for e in std::fs::read_dir(two.join("runs")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.contains("softtriple") && !(name.contains("-s0-") || name.contains("-s1-")) {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let (_, text) = regress_with(&baseline, &two, &[]);
+    let row = text.lines().find(|l| l.starts_with(&format!("| {}", "views d64 SoftTriple K=4")) && l.contains("| R@1"));
+    let cols: Vec<&str> = row.unwrap_or_else(|| panic!("{text}")).split('|').map(str::trim).collect();
+    assert!(summary(cols[4]) && cols[5] == "2", "{cols:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
