@@ -329,7 +329,7 @@ fn every_kind_refuses_out_of_range_settings_naming_the_field() {
 fn proxy_nca_without_the_positive_needs_two_classes() {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let without = yaml("{kind: proxy_nca, include_positive: false}");
-    let e = without.build(&vs.root().sub("a"), 1, 4).err().expect("one class, no positive: empty denominator");
+    let e = without.build(&vs.root().sub("a"), 1, 4).expect_err("one class, no positive: empty denominator");
     assert!(e.to_string().contains("include_positive"), "{e}");
     assert!(without.build(&vs.root().sub("b"), 2, 4).is_ok(), "two classes leave one in the denominator");
     assert!(yaml("{kind: proxy_nca}").build(&vs.root().sub("c"), 1, 4).is_ok(), "with the positive, one class is fine");
