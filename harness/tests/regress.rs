@@ -297,3 +297,45 @@ fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() 
     assert!(summary(cols[4]) && cols[5] == "2", "{cols:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_two_sided_check_spends_half_of_alpha_per_side_and_one_shared_seed_is_refused() {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let dir = std::env::temp_dir().join(format!("harness-regress-alpha-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cell = "views d64 SoftTriple K=4";
+    // R@1 lower by 1.85 points on average (1 point of tolerance + 0.85), spread ±1 across seeds:
+    // t = 0.85 / (0.79 / √5) ≈ 2.40 with 4 df, so the one-sided p ≈ 0.037, between α/2 and α.
+    let dev = [0.0, 1.0, -1.0, 0.5, -0.5];
+    let lower = edited_baseline(&dir.join("lower"), "softtriple", |v| {
+        let seed = v["config"]["seed"].as_u64().unwrap() as usize;
+        for e in v["outcome"]["metrics"]["retrieval"]["recall_at_k"].as_array_mut().unwrap() {
+            if e[0] == 1 {
+                e[1] = serde_json::json!(e[1].as_f64().unwrap() - (1.85 + dev[seed]) / 100.0);
+            }
+        }
+    });
+    let (ok, text) = regress_with(&baseline, &lower, &[]);
+    let row = text.lines().find(|l| l.starts_with(&format!("| {cell}")) && l.contains("| R@1")).unwrap();
+    let p: f64 = row.split('|').map(str::trim).nth(7).unwrap().parse().unwrap();
+    assert!(p > 0.025 && p < 0.05 && ok, "two-sided: p = {p} is not below α/2 = 0.025:\n{text}");
+    let (ok, text) = regress_with(&baseline, &lower, &["--drops-only"]);
+    assert!(!ok && listed(&text, cell, "R@1", "drop"), "one-sided: p = {p} is below α = 0.05:\n{text}");
+
+    // One seed shared with the baseline: nothing to test, so the cell is refused, not passed.
+    let one = edited_baseline(&dir.join("one"), "none", |_| {});
+    for e in std::fs::read_dir(one.join("runs")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.contains("softtriple") && !name.contains("-s0-") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let (ok, text) = regress_with(&baseline, &one, &[]);
+    assert!(!ok && text.contains("fewer than 2 seeds shared with the baseline"), "{text}");
+    assert!(
+        text.contains(" 0 regressions, 6 refused"),
+        "R@1, NMI, MAP@R, two diagnostics and the regularizer:\n{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
