@@ -281,7 +281,21 @@ fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() 
     };
     for r in rows {
         assert!(summary(&r[3]) && r[3] == r[4] && r[9] == "ok", "{r:?}");
+        // Metrics allow 1 point; a diagnostic allows 3 % of its baseline mean.
+        let mean: f64 = r[3].split(" ± ").next().unwrap().parse().unwrap();
+        let tol: f64 = r[6].parse().unwrap();
+        let want = if ["R@1", "NMI", "MAP@R"].contains(&r[2].as_str()) { 1.0 } else { 0.03 * mean };
+        assert!((tol - want).abs() <= 5e-5 + 1e-9 * want, "{r:?}: tolerance {tol}, want {want}");
     }
+    assert!(!text.contains("Cells not in the baseline"), "a rerun has no extra cells:\n{text}");
+    // A cell the baseline does not have is listed as not checked.
+    let extra = edited_baseline(&dir.join("extra"), "softtriple", |v| {
+        v["config"]["loss"]["centers_per_class"] = serde_json::json!(5);
+    });
+    let (_, text) = regress_with(&baseline, &extra, &[]);
+    let listed_extra =
+        text.split("## Cells not in the baseline (not checked)").nth(1).unwrap_or("").split("\n## ").next().unwrap();
+    assert!(listed_extra.contains("- views d64 SoftTriple K=5") && !listed_extra.contains("K=4"), "{text}");
     // Two seeds left in one cell: still compared (2 pairs), and its summary still has an interval.
     let two = edited_baseline(&dir.join("two"), "none", |_| {});
     for e in std::fs::read_dir(two.join("runs")).unwrap() {
