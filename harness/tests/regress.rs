@@ -187,6 +187,7 @@ fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its
     });
     let (ok, text) = regress_with(&baseline, &risen, &[]);
     assert!(!ok && listed(&text, cell, "R@1", "rise"), "a 3-point rise must fail:\n{text}");
+    assert!(text.starts_with("# Accuracy regression check: FAIL") && text.contains("0 refused"), "{text}");
     let (ok, text) = regress_with(&baseline, &risen, &["--drops-only"]);
     assert!(ok, "--drops-only ignores rises:\n{text}");
 
@@ -223,6 +224,10 @@ fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
     });
     let (ok, text) = regress_with(&baseline, &diverged, &[]);
     assert!(!ok && text.contains("no finished run in the current results: 5 of 5 diverged"), "{text}");
+    assert!(
+        text.starts_with("# Accuracy regression check: FAIL") && text.contains(" 0 regressions, 1 refused"),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
