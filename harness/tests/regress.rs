@@ -293,6 +293,7 @@ fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() 
         assert!((tol - want).abs() <= 5e-5 + 1e-9 * want, "{r:?}: tolerance {tol}, want {want}");
     }
     assert!(!text.contains("Cells not in the baseline"), "a rerun has no extra cells:\n{text}");
+    assert!(!text.contains("## Not compared") && !text.contains("## Regressions"), "nor empty sections:\n{text}");
     // A cell the baseline does not have is listed as not checked.
     let extra = edited_baseline(&dir.join("extra"), "softtriple", |v| {
         v["config"]["loss"]["centers_per_class"] = serde_json::json!(5);
