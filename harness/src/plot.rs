@@ -135,12 +135,11 @@ fn legend_entry(
     c: RGBColor,
 ) -> DrawResult {
     let y = 30 + 22 * k as i32;
-    let line = vec![(8, y), (34, y)];
+    area.draw(&PathElement::new(vec![(8, y), (34, y)], c.stroke_width(2)))?;
     if ser.dashed {
-        area.draw(&PathElement::new(line, c.stroke_width(2)))?;
+        // A gap in the line marks it dashed.
         area.draw(&Rectangle::new([(16, y - 2), (22, y + 2)], WHITE.filled()))?;
     } else {
-        area.draw(&PathElement::new(line, c.stroke_width(2)))?;
         area.draw(&Circle::new((21, y), 4, c.filled()))?;
     }
     area.draw(&Text::new(ser.label.clone(), (40, y - 7), ("sans-serif", 16)))?;
