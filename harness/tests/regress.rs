@@ -56,15 +56,32 @@ fn regressions_section(text: &str) -> &str {
     text.split("## Regressions").nth(1).map_or("", |rest| rest.split("\n## ").next().unwrap_or(""))
 }
 
-fn regress(baseline: &Path, current: &Path) -> (bool, String) {
+fn regress(baseline: &Path, current: &Path, extra: &[&str]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(["regress", "--baseline"])
         .arg(baseline)
         .arg("--current")
         .arg(current)
+        .args(extra)
         .output()
         .unwrap();
     (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+}
+
+/// The committed CI baseline (real records of the CI sweep).
+fn ci_baseline() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci")
+}
+
+/// Removes the records of `slug`'s cells except those of the seeds in `keep`.
+fn keep_seeds(results: &Path, slug: &str, keep: &[u64]) {
+    for e in std::fs::read_dir(results.join("runs")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.contains(slug) && !keep.iter().any(|s| name.contains(&format!("-s{s}-"))) {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -76,7 +93,7 @@ fn rerun_passes_broken_change_fails_other_split_is_refused() {
     let baseline = sweep(&dir, "baseline");
 
     let rerun = sweep(&dir, "rerun");
-    let (ok, text) = regress(&baseline, &rerun);
+    let (ok, text) = regress(&baseline, &rerun, &[]);
     assert!(ok, "an honest rerun must pass:\n{text}");
     assert!(text.contains("PASS") && text.contains("0 regressions"), "{text}");
     assert!(regressions_section(&text).is_empty(), "{text}");
@@ -89,7 +106,7 @@ fn rerun_passes_broken_change_fails_other_split_is_refused() {
     harness::npy::write(&labels, &y.index_select(0, &tch::Tensor::from_slice(&order))).unwrap();
     let broken = sweep(&dir, "broken");
     std::fs::write(&labels, honest).unwrap();
-    let (ok, text) = regress(&baseline, &broken);
+    let (ok, text) = regress(&baseline, &broken, &[]);
     assert!(!ok, "test labels out of order must fail the check:\n{text}");
     let section = regressions_section(&text);
     for cell in ["features d16 Softmax_norm", "features d16 SoftTriple K=2"] {
@@ -109,20 +126,15 @@ fn rerun_passes_broken_change_fails_other_split_is_refused() {
         v["outcome"]["split_fingerprint"] = serde_json::json!("features-0000000000000000");
         std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
     }
-    let (ok, text) = regress(&baseline, &moved);
+    let (ok, text) = regress(&baseline, &moved, &[]);
     assert!(!ok);
     assert!(text.contains("split fingerprint differs") && text.contains("Not compared"), "{text}");
 
     // A cell missing from the current results is reported, not skipped silently.
     let partial = dir.join("partial");
     copy_dir(&rerun, &partial);
-    for e in std::fs::read_dir(partial.join("runs")).unwrap() {
-        let p = e.unwrap().path();
-        if p.to_string_lossy().contains("softmaxnorm") {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    let (ok, text) = regress(&baseline, &partial);
+    keep_seeds(&partial, "softmaxnorm", &[]);
+    let (ok, text) = regress(&baseline, &partial, &[]);
     assert!(!ok && text.contains("missing from the current results"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -138,8 +150,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A copy of the committed CI baseline with `edit` applied to every record of the cells whose
 /// file names contain `slug` (real records, moved as a faulty build would move them).
 fn edited_baseline(to: &Path, slug: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
-    copy_dir(&from, to);
+    copy_dir(&ci_baseline(), to);
     for e in std::fs::read_dir(to.join("runs")).unwrap() {
         let p = e.unwrap().path();
         if p.to_string_lossy().contains(slug) {
@@ -151,16 +162,13 @@ fn edited_baseline(to: &Path, slug: &str, edit: impl Fn(&mut serde_json::Value))
     to.to_path_buf()
 }
 
-fn regress_with(baseline: &Path, current: &Path, extra: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["regress", "--baseline"])
-        .arg(baseline)
-        .arg("--current")
-        .arg(current)
-        .args(extra)
-        .output()
-        .unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+/// The cells of the "All comparisons" row of `cell`'s `quantity` (index 1 is the cell).
+fn comparison(text: &str, cell: &str, quantity: &str) -> Vec<String> {
+    let row = text.lines().find(|l| l.starts_with(&format!("| {cell} ")) && l.contains(&format!("| {quantity} ")));
+    row.unwrap_or_else(|| panic!("no {cell} {quantity} row:\n{text}"))
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
 }
 
 /// Whether the regressions section lists `cell`'s `quantity` moving in `direction`.
@@ -173,7 +181,7 @@ fn listed(text: &str, cell: &str, quantity: &str, direction: &str) -> bool {
 
 #[test]
 fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its_tolerance() {
-    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let baseline = ci_baseline();
     let dir = std::env::temp_dir().join(format!("harness-regress-moves-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cell = "views d64 SoftTriple K=4";
@@ -185,10 +193,10 @@ fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its
             e[1] = serde_json::json!(e[1].as_f64().unwrap() + 0.03);
         }
     });
-    let (ok, text) = regress_with(&baseline, &risen, &[]);
+    let (ok, text) = regress(&baseline, &risen, &[]);
     assert!(!ok && listed(&text, cell, "R@1", "rise"), "a 3-point rise must fail:\n{text}");
     assert!(text.starts_with("# Accuracy regression check: FAIL") && text.contains("0 refused"), "{text}");
-    let (ok, text) = regress_with(&baseline, &risen, &["--drops-only"]);
+    let (ok, text) = regress(&baseline, &risen, &["--drops-only"]);
     assert!(ok, "--drops-only ignores rises:\n{text}");
 
     // The final regularizer 10% lower (a term divided once too often), accuracy untouched.
@@ -200,29 +208,29 @@ fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its
         }
     };
     let lower = edited_baseline(&dir.join("lower"), "softtriple", scale(0.9));
-    let (ok, text) = regress_with(&baseline, &lower, &[]);
+    let (ok, text) = regress(&baseline, &lower, &[]);
     assert!(!ok && listed(&text, cell, "final regularizer", "drop"), "a 10% move must fail:\n{text}");
-    let (ok, text) = regress_with(&baseline, &lower, &["--no-diagnostics"]);
+    let (ok, text) = regress(&baseline, &lower, &["--no-diagnostics"]);
     assert!(ok, "--no-diagnostics leaves the diagnostics out:\n{text}");
-    let (ok, text) = regress_with(&baseline, &lower, &["--diagnostics-tolerance", "15"]);
+    let (ok, text) = regress(&baseline, &lower, &["--diagnostics-tolerance", "15"]);
     assert!(ok, "a 10% move is within a 15% tolerance:\n{text}");
     // 2% is within the default 3% tolerance.
     let near = edited_baseline(&dir.join("near"), "softtriple", scale(0.98));
-    let (ok, text) = regress_with(&baseline, &near, &[]);
+    let (ok, text) = regress(&baseline, &near, &[]);
     assert!(ok, "a 2% move is within the default tolerance:\n{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
-    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let baseline = ci_baseline();
     let dir = std::env::temp_dir().join(format!("harness-regress-diverged-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let diverged = edited_baseline(&dir, "softtriple", |v| {
         v["outcome"]["status"] = serde_json::json!("diverged");
         v["outcome"]["metrics"] = serde_json::Value::Null;
     });
-    let (ok, text) = regress_with(&baseline, &diverged, &[]);
+    let (ok, text) = regress(&baseline, &diverged, &[]);
     assert!(!ok && text.contains("no finished run in the current results: 5 of 5 diverged"), "{text}");
     assert!(
         text.starts_with("# Accuracy regression check: FAIL") && text.contains(" 0 regressions, 1 refused"),
@@ -233,7 +241,7 @@ fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
 
 #[test]
 fn each_training_diagnostic_is_compared_in_both_directions() {
-    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let baseline = ci_baseline();
     let dir = std::env::temp_dir().join(format!("harness-regress-diagnostics-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cell = "views d64 SoftTriple K=4";
@@ -249,7 +257,7 @@ fn each_training_diagnostic_is_compared_in_both_directions() {
             let d = &mut v["outcome"]["diagnostics"][field];
             *d = serde_json::json!(d.as_f64().unwrap() * factor);
         });
-        let (ok, text) = regress_with(&baseline, &moved, &[]);
+        let (ok, text) = regress(&baseline, &moved, &[]);
         assert!(!ok && listed(&text, cell, quantity, direction), "{field} × {factor}:\n{text}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
@@ -257,18 +265,18 @@ fn each_training_diagnostic_is_compared_in_both_directions() {
 
 #[test]
 fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() {
-    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let baseline = ci_baseline();
     let dir = std::env::temp_dir().join(format!("harness-regress-config-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // Same data split and cell, another learning rate: the numbers are not comparable.
     let other = edited_baseline(&dir.join("other"), "softtriple", |v| {
         v["config"]["train"]["lr"]["head"] = serde_json::json!(0.002);
     });
-    let (ok, text) = regress_with(&baseline, &other, &[]);
+    let (ok, text) = regress(&baseline, &other, &[]);
     assert!(!ok && text.contains("resolved config differs from the baseline's"), "{text}");
     // A rerun: every compared row shows "mean ± half-width" on both sides, equal, and "ok".
     let same = edited_baseline(&dir.join("same"), "none", |_| {});
-    let (ok, text) = regress_with(&baseline, &same, &[]);
+    let (ok, text) = regress(&baseline, &same, &[]);
     assert!(ok, "{text}");
     let rows: Vec<Vec<String>> = text
         .lines()
@@ -298,29 +306,22 @@ fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() 
     let extra = edited_baseline(&dir.join("extra"), "softtriple", |v| {
         v["config"]["loss"]["centers_per_class"] = serde_json::json!(5);
     });
-    let (_, text) = regress_with(&baseline, &extra, &[]);
+    let (_, text) = regress(&baseline, &extra, &[]);
     let listed_extra =
         text.split("## Cells not in the baseline (not checked)").nth(1).unwrap_or("").split("\n## ").next().unwrap();
     assert!(listed_extra.contains("- views d64 SoftTriple K=5") && !listed_extra.contains("K=4"), "{text}");
     // Two seeds left in one cell: still compared (2 pairs), and its summary still has an interval.
     let two = edited_baseline(&dir.join("two"), "none", |_| {});
-    for e in std::fs::read_dir(two.join("runs")).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.contains("softtriple") && !(name.contains("-s0-") || name.contains("-s1-")) {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    let (_, text) = regress_with(&baseline, &two, &[]);
-    let row = text.lines().find(|l| l.starts_with(&format!("| {}", "views d64 SoftTriple K=4")) && l.contains("| R@1"));
-    let cols: Vec<&str> = row.unwrap_or_else(|| panic!("{text}")).split('|').map(str::trim).collect();
-    assert!(summary(cols[4]) && cols[5] == "2", "{cols:?}");
+    keep_seeds(&two, "softtriple", &[0, 1]);
+    let (_, text) = regress(&baseline, &two, &[]);
+    let cols = comparison(&text, "views d64 SoftTriple K=4", "R@1");
+    assert!(summary(&cols[4]) && cols[5] == "2", "{cols:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_two_sided_check_spends_half_of_alpha_per_side_and_one_shared_seed_is_refused() {
-    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baselines/ci");
+    let baseline = ci_baseline();
     let dir = std::env::temp_dir().join(format!("harness-regress-alpha-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let cell = "views d64 SoftTriple K=4";
@@ -335,23 +336,16 @@ fn a_two_sided_check_spends_half_of_alpha_per_side_and_one_shared_seed_is_refuse
             }
         }
     });
-    let (ok, text) = regress_with(&baseline, &lower, &[]);
-    let row = text.lines().find(|l| l.starts_with(&format!("| {cell}")) && l.contains("| R@1")).unwrap();
-    let p: f64 = row.split('|').map(str::trim).nth(7).unwrap().parse().unwrap();
+    let (ok, text) = regress(&baseline, &lower, &[]);
+    let p: f64 = comparison(&text, cell, "R@1")[7].parse().unwrap();
     assert!(p > 0.025 && p < 0.05 && ok, "two-sided: p = {p} is not below α/2 = 0.025:\n{text}");
-    let (ok, text) = regress_with(&baseline, &lower, &["--drops-only"]);
+    let (ok, text) = regress(&baseline, &lower, &["--drops-only"]);
     assert!(!ok && listed(&text, cell, "R@1", "drop"), "one-sided: p = {p} is below α = 0.05:\n{text}");
 
     // One seed shared with the baseline: nothing to test, so the cell is refused, not passed.
     let one = edited_baseline(&dir.join("one"), "none", |_| {});
-    for e in std::fs::read_dir(one.join("runs")).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        if name.contains("softtriple") && !name.contains("-s0-") {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    let (ok, text) = regress_with(&baseline, &one, &[]);
+    keep_seeds(&one, "softtriple", &[0]);
+    let (ok, text) = regress(&baseline, &one, &[]);
     assert!(!ok && text.contains("fewer than 2 seeds shared with the baseline"), "{text}");
     assert!(
         text.contains(" 0 regressions, 6 refused"),
