@@ -26,18 +26,6 @@ pub struct RegressOptions {
     pub diagnostics_tolerance: Option<f64>,
 }
 
-impl Default for RegressOptions {
-    fn default() -> Self {
-        Self {
-            metrics: ["R@1", "NMI", "MAP@R"].map(String::from).to_vec(),
-            alpha: 0.05,
-            tolerance: 1.0,
-            two_sided: true,
-            diagnostics_tolerance: Some(3.0),
-        }
-    }
-}
-
 /// The training diagnostics the check can compare, as named in its tables.
 pub const DIAGNOSTICS: [&str; 3] = ["final loss", "final regularizer", "effective centres"];
 
