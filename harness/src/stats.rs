@@ -215,6 +215,45 @@ pub fn min_detectable_difference(sd: f64, n: usize, alpha: f64, power: f64) -> O
     Some(hi * sd)
 }
 
+/// Least-squares line through `y` at x = 0, 1, 2, …: its slope per step, the slope's standard error
+/// and the one-sided p-value of H1 "slope < 0" (Student t, n − 2 df). `None` below three points.
+pub fn linear_trend(y: &[f64]) -> Option<Trend> {
+    let n = y.len();
+    if n < 3 {
+        return None;
+    }
+    let x_mean = (n - 1) as f64 / 2.0;
+    let y_mean = y.iter().sum::<f64>() / n as f64;
+    let sxx: f64 = (0..n).map(|i| (i as f64 - x_mean).powi(2)).sum();
+    let sxy: f64 = y.iter().enumerate().map(|(i, v)| (i as f64 - x_mean) * (v - y_mean)).sum();
+    let slope = sxy / sxx;
+    let rss: f64 = y.iter().enumerate().map(|(i, v)| (v - y_mean - slope * (i as f64 - x_mean)).powi(2)).sum();
+    let se = (rss / (n - 2) as f64 / sxx).sqrt();
+    let p_falling = if se == 0.0 {
+        if slope < 0.0 {
+            0.0
+        } else {
+            1.0
+        }
+    } else {
+        StudentsT::new(0.0, 1.0, (n - 2) as f64).unwrap().cdf(slope / se)
+    };
+    Some(Trend { slope, se, mean: y_mean, p_falling })
+}
+
+/// A fitted straight-line trend (see [`linear_trend`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    /// Change per step.
+    pub slope: f64,
+    /// Standard error of the slope.
+    pub se: f64,
+    /// Mean of the values.
+    pub mean: f64,
+    /// One-sided p-value of a falling trend.
+    pub p_falling: f64,
+}
+
 /// The smallest p-value the exact two-sided Wilcoxon signed-rank test can give with `n` non-zero
 /// differences (all of one sign): 2 / 2ⁿ.
 pub fn wilcoxon_min_p(n: usize) -> f64 {
@@ -249,6 +288,22 @@ mod tests {
         // Exactly at the boundary (the regression check's "worse by exactly the tolerance") is not below.
         assert_eq!(paired_t_p_below_zero(&[0.0, 0.0]), Some(1.0));
         assert_eq!(paired_t_p_below_zero(&[-1.0]), None, "one value has no spread to test against");
+    }
+
+    #[test]
+    fn linear_trend_by_hand() {
+        // y = 3, 1, 2, 0 at x = 0..3: x̄ = 1.5, ȳ = 1.5, Sxx = 5, Sxy = -4 → slope -0.8;
+        // residuals 0.3, -0.9, 0.9, -0.3 → RSS = 1.8, se = sqrt(1.8 / 2 / 5) = sqrt(0.18).
+        let t = linear_trend(&[3.0, 1.0, 2.0, 0.0]).unwrap();
+        assert!((t.slope + 0.8).abs() < 1e-12 && (t.mean - 1.5).abs() < 1e-12, "{t:?}");
+        assert!((t.se - 0.18f64.sqrt()).abs() < 1e-12, "{t:?}");
+        // t = -0.8 / 0.4243 = -1.8856 with 2 df: one-sided p = 0.1 (t_{0.9, 2} = 1.8856).
+        assert!((t.p_falling - 0.1).abs() < 1e-3, "{t:?}");
+        let rising = linear_trend(&[0.0, 1.0, 2.0]).unwrap();
+        assert_eq!((rising.slope, rising.p_falling), (1.0, 1.0));
+        let falling = linear_trend(&[2.0, 1.0, 0.0]).unwrap();
+        assert_eq!(falling.p_falling, 0.0);
+        assert_eq!(linear_trend(&[1.0, 0.0]), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub const CEILING: f64 = 90.0;
 /// The best-to-worst spread must exceed this many typical CI half-widths.
 pub const SPREAD_IN_CIS: f64 = 3.0;
 
-/// A relative fall of the loss over the last tenth of the epochs above this counts as still falling.
+/// A fitted fall of the curve's tail larger than this fraction of its level counts as still falling.
 pub const STILL_FALLING: f64 = 0.01;
 
 fn mean_of(row: &Row, metric: &str) -> Option<(f64, f64)> {
@@ -95,27 +95,56 @@ pub(super) fn calibration(s: &mut String, rows: &[Row], floor: Option<&Floor>) {
     s.push('\n');
 }
 
-/// Whether a per-epoch curve still fell over its last tenth (at least one epoch): `None` when the
-/// curve has fewer than two epochs.
-pub fn still_falling(curve: &[f64]) -> Option<bool> {
-    let n = curve.len();
-    if n < 2 {
-        return None;
-    }
-    let back = (n / 10).max(1);
-    let (earlier, last) = (curve[n - 1 - back], curve[n - 1]);
-    Some((earlier - last) / earlier.abs().max(1e-12) > STILL_FALLING)
+/// The tail of a per-epoch curve that the convergence check fits: the last fifth of the epochs,
+/// at least [`MIN_TAIL`] of them.
+pub const TAIL_FRACTION: usize = 5;
+/// Fewest epochs in the fitted tail.
+pub const MIN_TAIL: usize = 3;
+/// One-sided level at which the tail's fall must be significant (epoch means are noisy: a single
+/// epoch's mean loss moves by several percent from one epoch to the next).
+pub const TREND_ALPHA: f64 = 0.05;
+
+/// How a curve ended: the straight line fitted to its tail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tail {
+    /// Epochs in the tail.
+    pub epochs: usize,
+    /// The fitted change across the tail relative to the tail's mean (−0.02: fell by 2 %).
+    pub change: f64,
+    /// Still falling: a fall larger than [`STILL_FALLING`] of the mean and significant at [`TREND_ALPHA`].
+    pub falling: bool,
 }
 
-/// "yes (3/5 seeds)" style summary of `still_falling` over a row's runs, or "–".
+/// Fits a line to the last fifth of a per-epoch curve (at least three epochs): `None` for a
+/// shorter curve.
+pub fn tail_trend(curve: &[f64]) -> Option<Tail> {
+    let epochs = (curve.len() / TAIL_FRACTION).max(MIN_TAIL);
+    if curve.len() < epochs {
+        return None;
+    }
+    let t = crate::stats::linear_trend(&curve[curve.len() - epochs..])?;
+    let change = t.slope * (epochs - 1) as f64 / t.mean.abs().max(1e-12);
+    Some(Tail { epochs, change, falling: change < -STILL_FALLING && t.p_falling < TREND_ALPHA })
+}
+
+/// Whether a per-epoch curve was still falling when it stopped (see [`tail_trend`]).
+pub fn still_falling(curve: &[f64]) -> Option<bool> {
+    tail_trend(curve).map(|t| t.falling)
+}
+
+/// "yes (3/5 seeds; −2.1 %)" style summary of the tails of a row's runs (the median fitted change),
+/// or "–".
 fn falling_cell(row: &Row, curve: impl Fn(&crate::store::RunRecord) -> &Vec<f64>) -> String {
-    let flags: Vec<bool> = row.records.iter().filter_map(|r| still_falling(curve(r))).collect();
-    if flags.is_empty() {
+    let tails: Vec<Tail> = row.records.iter().filter_map(|r| tail_trend(curve(r))).collect();
+    if tails.is_empty() {
         return "–".into();
     }
-    let yes = flags.iter().filter(|&&f| f).count();
-    let word = if yes * 2 > flags.len() { "**yes**" } else { "no" };
-    format!("{word} ({yes}/{} seeds)", flags.len())
+    let yes = tails.iter().filter(|t| t.falling).count();
+    let word = if yes * 2 > tails.len() { "**yes**" } else { "no" };
+    let mut changes: Vec<f64> = tails.iter().map(|t| t.change * 100.0).collect();
+    changes.sort_by(f64::total_cmp);
+    let median = changes[changes.len() / 2];
+    format!("{word} ({yes}/{} seeds; {median:+.1} %)", tails.len())
 }
 
 /// The convergence table: each variant's last-epoch loss and whether loss and regularizer were
@@ -137,7 +166,11 @@ pub(super) fn convergence(s: &mut String, rows: &[Row]) {
         ]);
     }
     let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
-    let _ = writeln!(s, "Still falling: the mean loss of the last epoch is more than {:.0}% below that of the epoch a tenth of the run earlier (in most seeds); such a variant was stopped before it converged.\n", STILL_FALLING * 100.0);
+    let _ = writeln!(
+        s,
+        "Still falling: a straight line fitted to the mean loss of each of the last fifth of the epochs (at least {MIN_TAIL}) falls by more than {:.0}% of its level across them, with a one-sided p < {TREND_ALPHA} for its slope (in most seeds); such a variant was stopped before it converged. The percentage is the median fitted change across those epochs. A line, not two single epochs: an epoch's mean loss moves by several percent from one epoch to the next.\n",
+        STILL_FALLING * 100.0
+    );
 }
 
 /// Whether the regularizer recovered the data's true number of views M: compares the effective
@@ -174,12 +207,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_curve_is_still_falling_when_its_last_tenth_drops_more_than_one_percent() {
-        assert_eq!(still_falling(&[1.0]), None);
-        assert_eq!(still_falling(&[2.0, 1.0]), Some(true));
+    fn a_curve_is_still_falling_when_its_tail_falls_by_more_than_one_percent_beyond_its_noise() {
+        assert_eq!(still_falling(&[2.0, 1.0]), None, "too short for a fitted tail");
         let flat: Vec<f64> = (0..20).map(|i| 1.0 + 0.5f64.powi(i)).collect();
         assert_eq!(still_falling(&flat), Some(false));
         let falling: Vec<f64> = (0..20).map(|i| 2.0 - 0.05 * i as f64).collect();
-        assert_eq!(still_falling(&falling), Some(true));
+        let tail = tail_trend(&falling).unwrap();
+        assert_eq!(tail.epochs, 4, "a fifth of 20 epochs");
+        // The last four epochs 1.20, 1.15, 1.10, 1.05: −0.15 across them, mean 1.125.
+        assert!((tail.change + 0.15 / 1.125).abs() < 1e-12 && tail.falling, "{tail:?}");
+        // Noise around a flat level: the last single epoch is 5 % below an earlier one, the line is flat.
+        let noisy: Vec<f64> = (0..40).map(|i| if i % 2 == 0 { 1.05 } else { 1.0 }).collect();
+        assert_eq!(still_falling(&noisy), Some(false));
+        // A steady fall smaller than 1 % across the tail is flat enough, however significant.
+        let slow: Vec<f64> = (0..40).map(|i| 1.0 - 0.0005 * i as f64).collect();
+        assert_eq!(still_falling(&slow), Some(false));
+        // A 4 % fall hidden in ±3 % noise is not significant on 8 points...
+        let hidden: Vec<f64> =
+            (0..40).map(|i| 1.0 - 0.005 * i as f64 + if i % 2 == 0 { 0.03 } else { -0.03 }).collect();
+        assert!(!tail_trend(&hidden).unwrap().falling, "{:?}", tail_trend(&hidden));
+        // ... a 1.5 % fall in ±0.3 % noise is.
+        let clear: Vec<f64> =
+            (0..40).map(|i| 1.0 - 0.002 * i as f64 + if i % 2 == 0 { 0.003 } else { -0.003 }).collect();
+        assert!(tail_trend(&clear).unwrap().falling, "{:?}", tail_trend(&clear));
     }
 }
