@@ -27,22 +27,19 @@ pub struct RegressOptions {
 }
 
 /// The training diagnostics the check can compare, as named in its tables.
-pub const DIAGNOSTICS: [&str; 3] = ["final loss", "final regularizer", "effective centres"];
+pub const DIAGNOSTICS: [(&str, Diagnostic); 3] = [
+    ("final loss", |d| d.last_loss),
+    ("final regularizer", |d| d.epoch_regularizer.last().copied()),
+    ("effective centres", |d| d.effective_centers_per_class),
+];
 
-/// One diagnostic of a record (`None` when the run does not have it, e.g. no regularizer).
-fn diagnostic(r: &RunRecord, name: &str) -> Option<f64> {
-    let d = &r.outcome.diagnostics;
-    match name {
-        "final loss" => d.last_loss,
-        "final regularizer" => d.epoch_regularizer.last().copied(),
-        "effective centres" => d.effective_centers_per_class,
-        _ => None,
-    }
-}
+/// Reads one diagnostic from a run's training diagnostics (`None` when the run does not have it,
+/// e.g. no regularizer).
+pub type Diagnostic = fn(&crate::train::Diagnostics) -> Option<f64>;
 
 /// (seed, value) of one diagnostic over a cell's records.
-fn diagnostic_values(records: &[&RunRecord], name: &str) -> Vec<(u64, f64)> {
-    records.iter().filter_map(|r| diagnostic(r, name).map(|v| (r.config.seed, v))).collect()
+fn diagnostic_values(records: &[&RunRecord], read: Diagnostic) -> Vec<(u64, f64)> {
+    records.iter().filter_map(|r| read(&r.outcome.diagnostics).map(|v| (r.config.seed, v))).collect()
 }
 
 /// The outcome: findings, cells that could not be compared, and the full comparison.
@@ -184,8 +181,8 @@ fn compare_cell(
         compare(key, q, opts.alpha, t, out);
     }
     let Some(rel) = opts.diagnostics_tolerance else { return };
-    for name in DIAGNOSTICS {
-        let (base, cur) = (diagnostic_values(bc, name), diagnostic_values(cc, name));
+    for (name, read) in DIAGNOSTICS {
+        let (base, cur) = (diagnostic_values(bc, read), diagnostic_values(cc, read));
         if base.is_empty() {
             continue;
         }
@@ -225,7 +222,7 @@ fn render(cells: usize, out: &RegressReport, t: Tables, extra: &[&String], opts:
     let diag = opts.diagnostics_tolerance.map_or("training diagnostics not checked".to_string(), |r| {
         format!(
             "training diagnostics ({}): two-sided, a move of more than {r}% of the baseline mean fails",
-            DIAGNOSTICS.join(", ")
+            DIAGNOSTICS.map(|d| d.0).join(", ")
         )
     });
     s.push_str(&format!(
