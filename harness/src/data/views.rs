@@ -35,6 +35,12 @@ pub struct ViewsConfig {
     pub gain: f64,
     /// Seed of the generator (independent of the training seed: the data stay the same across runs).
     pub seed: u64,
+    /// Draw the training items anew every epoch (the same classes, views and map; new spread and
+    /// nuisance), as augmentation makes every epoch's images new: the model cannot memorise items,
+    /// so its training loss levels off once it has learnt what there is to learn. The test split is
+    /// drawn once. Off: one fixed training split.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_train_items: bool,
 }
 
 impl Default for ViewsConfig {
@@ -51,6 +57,7 @@ impl Default for ViewsConfig {
             input_dim: 64,
             gain: 1.0,
             seed: 2019,
+            fresh_train_items: false,
         }
     }
 }
@@ -112,6 +119,17 @@ impl Map {
 
 /// Generates the training split (`test = false`) or the test split (the next `classes` classes).
 pub fn generate(c: &ViewsConfig, test: bool) -> ViewsSplit {
+    draw(c, test, None)
+}
+
+/// The training items of epoch `epoch` (from 0) when `fresh_train_items` is set: the training
+/// classes and views of [`generate`], each item's spread and nuisance drawn from (seed, class, view,
+/// item, epoch).
+pub fn generate_epoch(c: &ViewsConfig, epoch: u64) -> ViewsSplit {
+    draw(c, false, Some(epoch))
+}
+
+fn draw(c: &ViewsConfig, test: bool, epoch: Option<u64>) -> ViewsSplit {
     let map = Map::new(c);
     let first_class = if test { c.classes } else { 0 };
     let (latent, nuisance) = (c.latent_dim as usize, c.nuisance_dim as usize);
@@ -124,7 +142,8 @@ pub fn generate(c: &ViewsConfig, test: bool) -> ViewsSplit {
         for view in 0..c.views_per_class {
             let prototype = normals(&mut SplitMix64::derive(c.seed, &[gc, view as u64]), latent, 1.0);
             for item in 0..c.items_per_view {
-                let mut g = SplitMix64::derive(c.seed, &[gc, view as u64, item as u64 + 1]);
+                let key = [gc, view as u64, item as u64 + 1, epoch.map_or(0, |e| e + 1)];
+                let mut g = SplitMix64::derive(c.seed, &key[..if epoch.is_some() { 4 } else { 3 }]);
                 let mut h: Vec<f64> = prototype.iter().map(|p| p + normal(&mut g) * c.spread).collect();
                 h.extend(normals(&mut g, nuisance, c.nuisance));
                 let d = c.input_dim as usize;
@@ -202,6 +221,24 @@ mod tests {
         }
         assert!(across > 2.0 * within, "views {across} vs items {within}");
         assert_eq!(s.views[..8], [0, 0, 0, 0, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn fresh_training_items_change_every_epoch_keep_labels_and_leave_ids_alone() {
+        let c = ViewsConfig { fresh_train_items: true, ..small() };
+        let fixed = generate(&c, false);
+        let (e0, e1, again) = (generate_epoch(&c, 0), generate_epoch(&c, 1), generate_epoch(&c, 1));
+        assert!(e1.x.equal(&again.x), "an epoch's items are reproducible (resume)");
+        assert!(!e0.x.equal(&e1.x) && !e0.x.equal(&fixed.x), "new items every epoch");
+        assert!(e0.labels.equal(&fixed.labels) && e0.views == fixed.views, "same classes and views, same order");
+        // Items of one view stay near each other across epochs: the same prototype, new nuisance.
+        let same_view = (e0.x.get(0) - e1.x.get(0)).norm().double_value(&[]);
+        let other_view = (e0.x.get(0) - e1.x.get(c.items_per_view)).norm().double_value(&[]);
+        assert!(same_view < other_view, "{same_view} vs {other_view}");
+        // Off by default and then not written, so existing run ids do not change.
+        let text = serde_json::to_string(&small()).unwrap();
+        assert!(!text.contains("fresh_train_items"), "{text}");
+        assert!(serde_json::to_string(&c).unwrap().contains("\"fresh_train_items\":true"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub(super) enum Split {
     Memory { x: Tensor, y: Tensor },
     /// Image files decoded and transformed batch by batch.
     Images(Arc<ImageSource>),
+    /// `views` training items drawn anew every epoch (`fresh_train_items`), with their labels.
+    Fresh { config: crate::data::views::ViewsConfig, y: Tensor },
 }
 
 /// A batch for one step: inputs, labels, and how many images of it were skipped as unreadable.
@@ -28,7 +30,7 @@ impl Split {
     /// Number of samples.
     pub fn len(&self) -> usize {
         match self {
-            Split::Memory { y, .. } => y.size()[0] as usize,
+            Split::Memory { y, .. } | Split::Fresh { y, .. } => y.size()[0] as usize,
             Split::Images(s) => s.labels.len(),
         }
     }
@@ -36,7 +38,7 @@ impl Split {
     /// Labels in split order (0..C).
     pub fn labels(&self) -> Vec<i64> {
         match self {
-            Split::Memory { y, .. } => Vec::<i64>::try_from(y).unwrap_or_default(),
+            Split::Memory { y, .. } | Split::Fresh { y, .. } => Vec::<i64>::try_from(y).unwrap_or_default(),
             Split::Images(s) => s.labels.clone(),
         }
     }
@@ -50,10 +52,10 @@ impl Split {
         epoch: u64,
     ) -> Box<dyn Iterator<Item = Result<TrainBatch>> + 'a> {
         match self {
-            Split::Memory { x, y } => Box::new(batches.into_iter().map(move |b| {
-                let idx = Tensor::from_slice(&b.iter().map(|&i| i as i64).collect::<Vec<_>>());
-                Ok(TrainBatch { x: x.index_select(0, &idx), y: y.index_select(0, &idx), skipped: 0 })
-            })),
+            Split::Memory { x, y } => memory_batches(x.shallow_clone(), y, batches),
+            Split::Fresh { config, y } => {
+                memory_batches(crate::data::views::generate_epoch(config, epoch).x, y, batches)
+            }
             Split::Images(src) => {
                 Box::new(BatchStream::start(src.clone(), batches, workers, 2, seed, epoch).map(|b| {
                     let b = b?;
@@ -62,6 +64,18 @@ impl Split {
             }
         }
     }
+}
+
+/// The batches of an epoch from inputs and labels held in memory.
+fn memory_batches<'a>(
+    x: Tensor,
+    y: &'a Tensor,
+    batches: Vec<Vec<usize>>,
+) -> Box<dyn Iterator<Item = Result<TrainBatch>> + 'a> {
+    Box::new(batches.into_iter().map(move |b| {
+        let idx = Tensor::from_slice(&b.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        Ok(TrainBatch { x: x.index_select(0, &idx), y: y.index_select(0, &idx), skipped: 0 })
+    }))
 }
 
 /// Both splits of a run's data set, with what the model and loss need to know of it.
@@ -101,7 +115,12 @@ pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<Load
         }
         DatasetConfig::Views(v) => {
             let (a, b) = (crate::data::views::generate(v, false), crate::data::views::generate(v, true));
-            generated("views", v, (a.x, a.labels), (b.x, b.labels), v.classes, Some(v.input_dim))
+            let y = a.labels.shallow_clone();
+            let mut data = generated("views", v, (a.x, a.labels), (b.x, b.labels), v.classes, Some(v.input_dim))?;
+            if v.fresh_train_items {
+                data.train = Split::Fresh { config: v.clone(), y };
+            }
+            Ok(data)
         }
         DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
             let list = cfg.image_list().context("an image data set lists its images")??;
@@ -191,7 +210,7 @@ pub(super) fn embed_test(
 ) -> Result<(Tensor, Tensor, usize)> {
     let n = test.len();
     let chunk = match test {
-        Split::Memory { .. } => 256,
+        Split::Memory { .. } | Split::Fresh { .. } => 256,
         Split::Images(_) => t.batch_size.max(1) * 2,
     };
     let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(chunk).map(<[usize]>::to_vec).collect();
