@@ -13,7 +13,7 @@ HARNESS := target/release/harness
 # compiles the workspace once; its committed baseline was made by the same build.
 CI_HARNESS := target/debug/harness
 
-.PHONY: setup build quickstart quickstart-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: setup build quickstart quickstart-reference power power-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -34,15 +34,35 @@ QUICKSTART_SWEEPS := quickstart quickstart-images
 quickstart: build
 	$(HARNESS) doctor
 	bash bench/quickstart/run.sh $(HARNESS) $(QUICKSTART_SWEEPS)
-	@for s in $(QUICKSTART_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s; done
+	@for s in $(QUICKSTART_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s quickstart-reference; done
 
 ## quickstart-reference: make the fresh quickstart results the committed reference (review, then commit)
 quickstart-reference: quickstart
-	for s in $(QUICKSTART_SWEEPS); do \
+	$(call adopt,$(QUICKSTART_SWEEPS))
+
+## power: the K × τ study at the seeds its power target needs (a 2-point R@1 difference detected with
+## 80% power at the Holm level): configs/power-d64.yaml (24 seeds) and configs/power-d512.yaml
+## (10 seeds) into results/, their reports, and their comparison with reports/power-d64/ and
+## reports/power-d512/. Takes over the records of `make quickstart`'s seeds 0–4 when results/quickstart/
+## holds them (the same runs). About 20 minutes on 2 cores from nothing, 14 after `make quickstart`.
+POWER_SWEEPS := power-d64 power-d512
+power: build
+	@for s in $(POWER_SWEEPS); do bash bench/quickstart/reuse.sh $(HARNESS) results/quickstart configs/$$s.yaml results/$$s; done
+	bash bench/quickstart/run.sh $(HARNESS) $(POWER_SWEEPS)
+	@for s in $(POWER_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s power-reference; done
+
+## power-reference: make the fresh power-study results the committed reference (review, then commit)
+power-reference: power
+	$(call adopt,$(POWER_SWEEPS))
+
+# adopt: copy each named results folder's records into reports/NAME/ and report them there
+define adopt
+	for s in $(1); do \
 	  rm -rf reports/$$s && mkdir -p reports/$$s && \
 	  cp -r results/$$s/runs results/$$s/sweep.json reports/$$s/ && \
 	  $(HARNESS) report reports/$$s -o reports/$$s/report.md || exit 1; \
 	done
+endef
 
 ## plugins: the loss plug-ins of plugins/ beside built-ins (configs/plugins.yaml) into results/plugins/ and its report
 plugins: build

@@ -116,6 +116,9 @@ fn committed_results_are_found_by_todays_sweeps() {
         ("configs/ci.yaml", "results/baselines/ci"),
         ("configs/quickstart.yaml", "reports/quickstart"),
         ("configs/quickstart-images.yaml", "reports/quickstart-images"),
+        ("configs/power-d64.yaml", "reports/power-d64"),
+        ("configs/power-d512.yaml", "reports/power-d512"),
+        ("configs/ablations/fresh-items.yaml", "reports/fresh-items"),
     ] {
         let sweep = Sweep::load(&repo().join(config)).unwrap();
         let records = harness::store::read_records(&repo().join(results)).unwrap();
@@ -148,6 +151,35 @@ fn committed_results_are_found_by_todays_sweeps() {
     let n = Sweep::load(&repo().join("configs/ci.yaml")).unwrap().runs.len();
     assert!(log.contains(&format!("{n} already recorded, 0 to run")), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The power study is the quickstart's K × τ study with more seeds: every run of the quickstart at
+/// that embedding size and seed is the same run (same id, so `make power` takes its record over),
+/// and every loss variant of one is in the other.
+#[test]
+fn the_power_study_is_the_quickstart_study_with_more_seeds() {
+    let quickstart = Sweep::load(&repo().join("configs/quickstart.yaml")).unwrap();
+    for (config, dim, seeds) in [("configs/power-d64.yaml", 64, 24), ("configs/power-d512.yaml", 512, 10)] {
+        let power = Sweep::load(&repo().join(config)).unwrap();
+        assert!(power.runs.iter().all(|r| r.config.dim == dim), "{config}");
+        let mut power_seeds: Vec<u64> = power.runs.iter().map(|r| r.config.seed).collect();
+        power_seeds.sort();
+        power_seeds.dedup();
+        assert_eq!(power_seeds, (0..seeds).collect::<Vec<u64>>(), "{config}");
+        let shared: Vec<_> = quickstart.runs.iter().filter(|r| r.config.dim == dim).collect();
+        assert!(!shared.is_empty());
+        for q in &shared {
+            assert!(power.runs.iter().any(|p| p.id == q.id), "{config} lacks the quickstart's {}", q.slug);
+        }
+        let variants = |runs: &[harness::sweep::PlannedRun]| {
+            let mut v: Vec<String> = runs.iter().map(|r| format!("{:?}", r.config.loss)).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        assert_eq!(variants(&power.runs), variants(&quickstart.runs), "{config}");
+        assert_eq!(power.runs.len(), shared.len() / 5 * seeds as usize, "{config}");
+    }
 }
 
 #[test]
