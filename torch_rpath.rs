@@ -15,6 +15,21 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
+    // A build from a tree whose sources differ from HEAD says so: its records are not HEAD's. Cargo
+    // reruns this script when anything under these paths changes (directories are scanned).
+    let sources = ["../harness/src", "../losses/src", "../Cargo.toml", "../Cargo.lock", "../torch_rpath.rs"];
+    for path in sources {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no", "--"])
+        .args(sources)
+        .args(["../harness/Cargo.toml", "../losses/Cargo.toml"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| !o.stdout.is_empty());
+    let commit = if dirty && commit != "unknown" { format!("{commit}-dirty") } else { commit };
     println!("cargo:rustc-env=HARNESS_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
