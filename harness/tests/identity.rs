@@ -119,6 +119,7 @@ fn committed_results_are_found_by_todays_sweeps() {
         ("configs/power-d64.yaml", "reports/power-d64"),
         ("configs/power-d512.yaml", "reports/power-d512"),
         ("configs/ablations/fresh-items.yaml", "reports/fresh-items"),
+        ("configs/ablations/training-length.yaml", "reports/training-length"),
     ] {
         let sweep = Sweep::load(&repo().join(config)).unwrap();
         let records = harness::store::read_records(&repo().join(results)).unwrap();
