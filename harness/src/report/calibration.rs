@@ -132,19 +132,33 @@ pub fn still_falling(curve: &[f64]) -> Option<bool> {
     tail_trend(curve).map(|t| t.falling)
 }
 
-/// "yes (3/5 seeds; −2.1 %)" style summary of the tails of a row's runs (the median fitted change),
-/// or "–".
+/// Whether a variant's curves were still falling, judged over its seeds: the fitted tail changes of
+/// its runs (see [`tail_trend`]) fall on average by more than [`STILL_FALLING`], and significantly
+/// (one-sided t-test over seeds at [`TREND_ALPHA`]; one run: its slope's own test). Returns the
+/// verdict, the mean change and its 95% half-width over seeds (NaN for one run); `None` without a tail.
+pub fn variant_still_falling(tails: &[Tail]) -> Option<(bool, f64, f64)> {
+    let changes: Vec<f64> = tails.iter().map(|t| t.change).collect();
+    let s = crate::stats::summarize(&changes, 0.95);
+    let falling = match tails {
+        [] => return None,
+        [one] => one.falling,
+        _ => s.mean < -STILL_FALLING && crate::stats::paired_t_p_below_zero(&changes).is_some_and(|p| p < TREND_ALPHA),
+    };
+    Some((falling, s.mean, s.ci95))
+}
+
+/// "**yes** (−7.8 ± 1.2 %)" style summary of a row's curves (see [`variant_still_falling`]), or "–".
 fn falling_cell(row: &Row, curve: impl Fn(&crate::store::RunRecord) -> &Vec<f64>) -> String {
     let tails: Vec<Tail> = row.records.iter().filter_map(|r| tail_trend(curve(r))).collect();
-    if tails.is_empty() {
+    let Some((falling, mean, ci)) = variant_still_falling(&tails) else {
         return "–".into();
+    };
+    let word = if falling { "**yes**" } else { "no" };
+    if ci.is_finite() {
+        format!("{word} ({:+.1} ± {:.1} %)", mean * 100.0, ci * 100.0)
+    } else {
+        format!("{word} ({:+.1} %, one run)", mean * 100.0)
     }
-    let yes = tails.iter().filter(|t| t.falling).count();
-    let word = if yes * 2 > tails.len() { "**yes**" } else { "no" };
-    let mut changes: Vec<f64> = tails.iter().map(|t| t.change * 100.0).collect();
-    changes.sort_by(f64::total_cmp);
-    let median = changes[changes.len() / 2];
-    format!("{word} ({yes}/{} seeds; {median:+.1} %)", tails.len())
 }
 
 /// The convergence table: each variant's last-epoch loss and whether loss and regularizer were
@@ -168,7 +182,7 @@ pub(super) fn convergence(s: &mut String, rows: &[Row]) {
     let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
     let _ = writeln!(
         s,
-        "Still falling: a straight line fitted to the mean loss of each of the last fifth of the epochs (at least {MIN_TAIL}) falls by more than {:.0}% of its level across them, with a one-sided p < {TREND_ALPHA} for its slope (in most seeds); such a variant was stopped before it converged. The percentage is the median fitted change across those epochs. A line, not two single epochs: an epoch's mean loss moves by several percent from one epoch to the next.\n",
+        "Still falling: a straight line is fitted to each run's mean loss per epoch over the last fifth of the epochs (at least {MIN_TAIL}); the cell gives its change across them relative to its level, averaged over seeds (± the 95% interval). A variant is still falling, that is stopped before it converged, when that mean fall exceeds {:.0}% and is significant across seeds (one-sided t-test, p < {TREND_ALPHA}; for a single run, its slope's own test). A line, not two single epochs: an epoch's mean loss moves by several percent from one epoch to the next.\n",
         STILL_FALLING * 100.0
     );
 }
@@ -230,5 +244,24 @@ mod tests {
         let clear: Vec<f64> =
             (0..40).map(|i| 1.0 - 0.002 * i as f64 + if i % 2 == 0 { 0.003 } else { -0.003 }).collect();
         assert!(tail_trend(&clear).unwrap().falling, "{:?}", tail_trend(&clear));
+    }
+
+    #[test]
+    fn a_variant_is_still_falling_when_its_seeds_agree_on_a_fall_beyond_one_percent() {
+        let tail = |change: f64, falling: bool| Tail { epochs: 8, change, falling };
+        assert_eq!(variant_still_falling(&[]), None);
+        // Five seeds, each fall alone too noisy to be significant, together clearly falling.
+        let seeds = [tail(-0.08, false), tail(-0.06, false), tail(-0.09, true), tail(-0.07, false), tail(-0.08, false)];
+        let (falling, mean, ci) = variant_still_falling(&seeds).unwrap();
+        assert!(falling && (mean + 0.076).abs() < 1e-12 && ci > 0.0 && ci < 0.02, "{mean} ± {ci}");
+        // Consistent but below 1 %: flat enough.
+        let small = [tail(-0.004, true), tail(-0.006, true), tail(-0.005, true)];
+        assert!(!variant_still_falling(&small).unwrap().0);
+        // Large but of either sign: not a fall.
+        let mixed = [tail(-0.08, true), tail(0.07, false), tail(-0.02, false), tail(0.05, false)];
+        assert!(!variant_still_falling(&mixed).unwrap().0);
+        // One run: its own test decides, and there is no interval.
+        let (one, _, ci) = variant_still_falling(&[tail(-0.05, true)]).unwrap();
+        assert!(one && ci.is_nan());
     }
 }
