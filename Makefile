@@ -44,7 +44,7 @@ quickstart-reference: quickstart
 ## 80% power at the Holm level): configs/power-d64.yaml (24 seeds) and configs/power-d512.yaml
 ## (10 seeds) into results/, their reports, and their comparison with reports/power-d64/ and
 ## reports/power-d512/. Takes over the records of `make quickstart`'s seeds 0–4 when results/quickstart/
-## holds them (the same runs). About 20 minutes on 2 cores from nothing, 14 after `make quickstart`.
+## holds them (the same runs). About 17 minutes on 2 cores from nothing, 11 after `make quickstart`.
 POWER_SWEEPS := power-d64 power-d512
 power: build
 	@for s in $(POWER_SWEEPS); do bash bench/quickstart/reuse.sh $(HARNESS) results/quickstart configs/$$s.yaml results/$$s; done
