@@ -3,6 +3,8 @@
 //! comes in through real input: a test-labels file in another order than its features (the loader
 //! bug the check must catch), with the same paths and the same features, so nothing but the
 //! metrics can give it away.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -86,9 +88,7 @@ fn keep_seeds(results: &Path, slug: &str, keep: &[u64]) {
 
 #[test]
 fn rerun_passes_broken_change_fails_other_split_is_refused() {
-    let dir = std::env::temp_dir().join(format!("harness-regress-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("regress", "rerun");
     write_features(&dir);
     let baseline = sweep(&dir, "baseline");
 
@@ -108,13 +108,8 @@ fn rerun_passes_broken_change_fails_other_split_is_refused() {
     std::fs::write(&labels, honest).unwrap();
     let (ok, text) = regress(&baseline, &broken, &[]);
     assert!(!ok, "test labels out of order must fail the check:\n{text}");
-    let section = regressions_section(&text);
     for cell in ["features d16 Softmax_norm", "features d16 SoftTriple K=2"] {
-        let listed = section.lines().any(|l| {
-            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
-            cols.len() > 2 && cols[1] == cell && cols[2] == "R@1"
-        });
-        assert!(listed, "{cell} R@1 not among the regressions:\n{text}");
+        assert!(listed(&text, cell, "R@1", "drop"), "{cell} R@1 not among the regressions:\n{text}");
     }
 
     // The same configs over a changed data split: refused, never compared.
@@ -182,8 +177,7 @@ fn listed(text: &str, cell: &str, quantity: &str, direction: &str) -> bool {
 #[test]
 fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its_tolerance() {
     let baseline = ci_baseline();
-    let dir = std::env::temp_dir().join(format!("harness-regress-moves-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("regress", "moves");
     let cell = "views d64 SoftTriple K=4";
 
     // Every seed's R@1 3 points higher (what a kNN that finds the query itself looks like).
@@ -224,8 +218,7 @@ fn a_rise_fails_unless_drops_only_and_a_moved_diagnostic_fails_unless_within_its
 #[test]
 fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
     let baseline = ci_baseline();
-    let dir = std::env::temp_dir().join(format!("harness-regress-diverged-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("regress", "diverged");
     let diverged = edited_baseline(&dir, "softtriple", |v| {
         v["outcome"]["status"] = serde_json::json!("diverged");
         v["outcome"]["metrics"] = serde_json::Value::Null;
@@ -242,8 +235,7 @@ fn a_cell_whose_runs_all_diverged_is_refused_with_that_reason() {
 #[test]
 fn each_training_diagnostic_is_compared_in_both_directions() {
     let baseline = ci_baseline();
-    let dir = std::env::temp_dir().join(format!("harness-regress-diagnostics-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("regress", "diagnostics");
     let cell = "views d64 SoftTriple K=4";
     // (field of the record's diagnostics, quantity in the check's tables, factor, direction)
     let cases = [
@@ -266,8 +258,7 @@ fn each_training_diagnostic_is_compared_in_both_directions() {
 #[test]
 fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() {
     let baseline = ci_baseline();
-    let dir = std::env::temp_dir().join(format!("harness-regress-config-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("regress", "config");
     // Same data split and cell, another learning rate: the numbers are not comparable.
     let other = edited_baseline(&dir.join("other"), "softtriple", |v| {
         v["config"]["train"]["lr"]["head"] = serde_json::json!(0.002);
@@ -322,8 +313,7 @@ fn another_resolved_config_is_refused_and_compared_cells_show_their_summaries() 
 #[test]
 fn a_two_sided_check_spends_half_of_alpha_per_side_and_one_shared_seed_is_refused() {
     let baseline = ci_baseline();
-    let dir = std::env::temp_dir().join(format!("harness-regress-alpha-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("regress", "alpha");
     let cell = "views d64 SoftTriple K=4";
     // R@1 lower by 1.85 points on average (1 point of tolerance + 0.85), spread ±1 across seeds:
     // t = 0.85 / (0.79 / √5) ≈ 2.40 with 4 df, so the one-sided p ≈ 0.037, between α/2 and α.
