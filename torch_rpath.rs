@@ -17,14 +17,21 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     // A build from a tree whose sources differ from HEAD says so: its records are not HEAD's. Cargo
     // reruns this script when anything under these paths changes (directories are scanned).
-    let sources = ["../harness/src", "../losses/src", "../Cargo.toml", "../Cargo.lock", "../torch_rpath.rs"];
+    let sources = [
+        "../harness/src",
+        "../losses/src",
+        "../harness/Cargo.toml",
+        "../losses/Cargo.toml",
+        "../Cargo.toml",
+        "../Cargo.lock",
+        "../torch_rpath.rs",
+    ];
     for path in sources {
         println!("cargo:rerun-if-changed={path}");
     }
     let dirty = std::process::Command::new("git")
         .args(["status", "--porcelain", "--untracked-files=no", "--"])
         .args(sources)
-        .args(["../harness/Cargo.toml", "../losses/Cargo.toml"])
         .output()
         .ok()
         .filter(|o| o.status.success())
