@@ -13,8 +13,13 @@ use tch::Tensor;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ViewsConfig {
-    /// Training classes (test classes are as many more, disjoint).
+    /// Training classes.
     pub classes: i64,
+    /// Test classes, disjoint from the training ones (unset: as many as `classes`). More test classes
+    /// measure each model more precisely: seed-to-seed spread that comes from which classes happen to
+    /// be in the test split shrinks, so paired tests need fewer seeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_classes: Option<i64>,
     /// Distinct views M of each class.
     pub views_per_class: i64,
     /// Items of each view, in each split.
@@ -47,6 +52,7 @@ impl Default for ViewsConfig {
     fn default() -> Self {
         Self {
             classes: 100,
+            test_classes: None,
             views_per_class: 4,
             items_per_view: 8,
             latent_dim: 8,
@@ -117,7 +123,7 @@ impl Map {
     }
 }
 
-/// Generates the training split (`test = false`) or the test split (the next `classes` classes).
+/// Generates the training split (`test = false`) or the test split (the next `test_classes` classes).
 pub fn generate(c: &ViewsConfig, test: bool) -> ViewsSplit {
     draw(c, test, None)
 }
@@ -131,13 +137,13 @@ pub fn generate_epoch(c: &ViewsConfig, epoch: u64) -> ViewsSplit {
 
 fn draw(c: &ViewsConfig, test: bool, epoch: Option<u64>) -> ViewsSplit {
     let map = Map::new(c);
-    let first_class = if test { c.classes } else { 0 };
+    let (first_class, classes) = if test { (c.classes, c.test_classes.unwrap_or(c.classes)) } else { (0, c.classes) };
     let (latent, nuisance) = (c.latent_dim as usize, c.nuisance_dim as usize);
-    let n = (c.classes * c.views_per_class * c.items_per_view) as usize;
+    let n = (classes * c.views_per_class * c.items_per_view) as usize;
     let mut x = vec![0f32; n * c.input_dim as usize];
     let (mut labels, mut views) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut i = 0;
-    for class in 0..c.classes {
+    for class in 0..classes {
         let gc = (first_class + class) as u64;
         for view in 0..c.views_per_class {
             let prototype = normals(&mut SplitMix64::derive(c.seed, &[gc, view as u64]), latent, 1.0);
@@ -162,6 +168,7 @@ pub fn problems(c: &ViewsConfig) -> Vec<String> {
     let mut p = vec![];
     for (key, v) in [
         ("classes", c.classes),
+        ("test_classes", c.test_classes.unwrap_or(1)),
         ("views_per_class", c.views_per_class),
         ("items_per_view", c.items_per_view),
         ("latent_dim", c.latent_dim),
@@ -174,6 +181,13 @@ pub fn problems(c: &ViewsConfig) -> Vec<String> {
     }
     if c.nuisance_dim < 0 {
         p.push(format!("`data.nuisance_dim`: {}: expected 0 or more", c.nuisance_dim));
+    }
+    if c.test_classes == Some(c.classes) {
+        p.push(format!(
+            "`data.test_classes`: {}: the same as `data.classes`, which is the default: leave it out, so that these \
+             runs keep the ids of runs that never set it",
+            c.classes
+        ));
     }
     for (key, v) in [("nuisance", c.nuisance), ("spread", c.spread), ("gain", c.gain)] {
         if !v.is_finite() || v < 0.0 {
@@ -242,8 +256,25 @@ mod tests {
     }
 
     #[test]
+    fn more_test_classes_extend_the_test_split_and_leave_training_and_ids_alone() {
+        let more = ViewsConfig { test_classes: Some(8), ..small() };
+        let (test, longer) = (generate(&small(), true), generate(&more, true));
+        assert_eq!(longer.x.size(), [8 * 12, 64]);
+        assert_eq!(i64::try_from(longer.labels.max()).unwrap(), 7, "labels 0..test_classes");
+        assert!(longer.x.narrow(0, 0, 60).equal(&test.x), "the default test split is its first classes");
+        assert!(generate(&more, false).x.equal(&generate(&small(), false).x), "training split unchanged");
+        let fewer = generate(&ViewsConfig { test_classes: Some(2), ..small() }, true);
+        assert!(fewer.x.equal(&test.x.narrow(0, 0, 24)));
+        assert!(!serde_json::to_string(&small()).unwrap().contains("test_classes"), "unset: not written");
+    }
+
+    #[test]
     fn bad_settings_name_their_key() {
-        let p = problems(&ViewsConfig { views_per_class: 0, spread: f64::NAN, ..small() });
+        let p = problems(&ViewsConfig { views_per_class: 0, spread: f64::NAN, test_classes: Some(0), ..small() });
+        assert!(p.iter().any(|m| m.contains("`data.test_classes`: 0: expected at least 1")), "{p:?}");
+        let same = problems(&ViewsConfig { test_classes: Some(5), ..small() });
+        assert!(same.len() == 1 && same[0].contains("`data.test_classes`: 5: the same as `data.classes`"), "{same:?}");
+        assert!(problems(&ViewsConfig { test_classes: Some(6), ..small() }).is_empty());
         assert!(p.iter().any(|m| m.contains("`data.views_per_class`")), "{p:?}");
         assert!(p.iter().any(|m| m.contains("`data.spread`")), "{p:?}");
     }
