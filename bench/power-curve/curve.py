@@ -75,14 +75,16 @@ def main(harness):
           f"compute, {views / 120:.1f} minutes of wall time on 2 cores (two one-thread processes) without the "
           f"image study, {(views + images) / 120:.1f} with it, against the quickstart's budget of 10 minutes "
           f"({BUDGET} s of compute).\n")
-    fits = [(max(curves["power-d64"][a][0], curves["power-d512"][b][0]), a, b)
-            for a in curves["power-d64"] for b in curves["power-d512"]
-            if curves["power-d64"][a][2] + curves["power-d512"][b][2] + images <= BUDGET]
-    worst, a, b = min(fits)
-    print(f"Best that fits the budget with the image study (the larger of the two medians made smallest): "
-          f"{a} seeds at 64 and {b} at 512, medians {curves['power-d64'][a][0]:.2f} and "
-          f"{curves['power-d512'][b][0]:.2f} points.")
-
+    for share, label in [(1.0, "the whole budget"), (0.9, "90% of it (a margin for a slower day)")]:
+        fits = [(max(curves["power-d64"][a][0], curves["power-d512"][b][0]), a, b)
+                for a in curves["power-d64"] for b in curves["power-d512"]
+                if curves["power-d64"][a][2] + curves["power-d512"][b][2] + images <= share * BUDGET]
+        worst, a, b = min(fits)
+        print(f"- Best that fits {label} with the image study (the larger of the two medians made smallest): "
+              f"{a} seeds at 64 and {b} at 512, medians {curves['power-d64'][a][0]:.2f} and "
+              f"{curves['power-d512'][b][0]:.2f} points.")
+    print(f"- Today's quickstart (5 + 5 seeds): {curves['power-d64'][5][2] + curves['power-d512'][5][2] + images:.0f} s "
+          f"of compute, medians {curves['power-d64'][5][0]:.2f} and {curves['power-d512'][5][0]:.2f} points.")
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "target/release/harness")
