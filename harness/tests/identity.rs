@@ -120,6 +120,8 @@ fn committed_results_are_found_by_todays_sweeps() {
         ("configs/power-d512.yaml", "reports/power-d512"),
         ("configs/ablations/fresh-items.yaml", "reports/fresh-items"),
         ("configs/ablations/training-length.yaml", "reports/training-length"),
+        ("configs/ablations/fresh-items-4000.yaml", "reports/fresh-items-4000"),
+        ("configs/ablations/fresh-items-8000.yaml", "reports/fresh-items-8000"),
     ] {
         let sweep = Sweep::load(&repo().join(config)).unwrap();
         let records = harness::store::read_records(&repo().join(results)).unwrap();
