@@ -122,6 +122,7 @@ fn committed_results_are_found_by_todays_sweeps() {
         ("configs/ablations/training-length.yaml", "reports/training-length"),
         ("configs/ablations/fresh-items-4000.yaml", "reports/fresh-items-4000"),
         ("configs/ablations/fresh-items-8000.yaml", "reports/fresh-items-8000"),
+        ("configs/ablations/fresh-items-32000.yaml", "reports/fresh-items-32000"),
     ] {
         let sweep = Sweep::load(&repo().join(config)).unwrap();
         let records = harness::store::read_records(&repo().join(results)).unwrap();
