@@ -286,6 +286,41 @@ fn report_snapshot() {
 }
 
 #[test]
+fn a_verdict_says_not_converged_exactly_when_a_side_was_still_falling() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records");
+    let mut records = harness::store::read_records(&dir).unwrap();
+    let opts = harness::report::ReportOptions {
+        title: "Report: records".into(),
+        baseline: "softmax_norm".into(),
+        plot_stem: "report_caveat".into(),
+        floors: Default::default(),
+    };
+    let verdict = |records: &[harness::store::RunRecord]| {
+        let text = harness::report::render(records, &opts);
+        text[text.find("## Verdict").expect("a verdict section")..].to_string()
+    };
+    // The fixture's quickstart runs stopped while both losses were still falling.
+    let as_recorded = verdict(&records);
+    assert!(as_recorded.contains("**not converged**") && as_recorded.contains("*Not converged*"), "{as_recorded}");
+    assert!(as_recorded.contains("(SoftTriple K=4 -") && as_recorded.contains(", Softmax_norm -"), "{as_recorded}");
+    // Flat curves: no caveat.
+    for r in &mut records {
+        let n = r.outcome.diagnostics.epoch_loss.len();
+        r.outcome.diagnostics.epoch_loss = vec![1.0; n];
+    }
+    let flat = verdict(&records);
+    assert!(!flat.to_lowercase().contains("not converged"), "{flat}");
+    // Only the baseline still falling: it alone is named.
+    for r in records.iter_mut().filter(|r| r.config.loss.kind() == "softmax_norm") {
+        let n = r.outcome.diagnostics.epoch_loss.len();
+        r.outcome.diagnostics.epoch_loss = (0..n).map(|i| 2.0 - 1.5 * i as f64 / n as f64).collect();
+    }
+    let baseline_only = verdict(&records);
+    assert!(baseline_only.contains("(Softmax_norm -"), "{baseline_only}");
+    assert!(!baseline_only.contains("SoftTriple K=4 -"), "{baseline_only}");
+}
+
+#[test]
 fn the_records_table_round_trips_through_parquet_and_csv() {
     use polars::prelude::*;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records");

@@ -147,10 +147,14 @@ pub fn variant_still_falling(tails: &[Tail]) -> Option<(bool, f64, f64)> {
     Some((falling, s.mean, s.ci95))
 }
 
+/// The fitted tails of a row's runs for one per-epoch curve (runs too short for a tail are left out).
+fn row_tails(row: &Row, curve: impl Fn(&crate::store::RunRecord) -> &Vec<f64>) -> Vec<Tail> {
+    row.records.iter().filter_map(|r| tail_trend(curve(r))).collect()
+}
+
 /// "**yes** (−7.8 ± 1.2 %)" style summary of a row's curves (see [`variant_still_falling`]), or "–".
 fn falling_cell(row: &Row, curve: impl Fn(&crate::store::RunRecord) -> &Vec<f64>) -> String {
-    let tails: Vec<Tail> = row.records.iter().filter_map(|r| tail_trend(curve(r))).collect();
-    let Some((falling, mean, ci)) = variant_still_falling(&tails) else {
+    let Some((falling, mean, ci)) = variant_still_falling(&row_tails(row, curve)) else {
         return "–".into();
     };
     let word = if falling { "**yes**" } else { "no" };
@@ -159,6 +163,26 @@ fn falling_cell(row: &Row, curve: impl Fn(&crate::store::RunRecord) -> &Vec<f64>
     } else {
         format!("{word} ({:+.1} %, one run)", mean * 100.0)
     }
+}
+
+/// The words a verdict between `rows` gets when the training loss of any of them was still falling
+/// when training stopped (see [`variant_still_falling`]): "; **not converged**: …, so it holds at this
+/// training length". Empty when every one had flattened (or no curve has a tail).
+pub(super) fn convergence_caveat(rows: &[&Row]) -> String {
+    let falling: Vec<String> = rows
+        .iter()
+        .filter_map(|r| match variant_still_falling(&row_tails(r, |x| &x.outcome.diagnostics.epoch_loss)) {
+            Some((true, mean, _)) => Some(format!("{} {:+.1} %", r.label, mean * 100.0)),
+            _ => None,
+        })
+        .collect();
+    if falling.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; **not converged**: the training loss was still falling over the last fifth of training ({}), so it holds at this training length",
+        falling.join(", ")
+    )
 }
 
 /// The convergence table: each variant's last-epoch loss and whether loss and regularizer were

@@ -181,10 +181,14 @@ pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String
     }
     if !verdicts.is_empty() {
         let _ = writeln!(s, "## Verdict: did SoftTriple with K > 1 beat {}?\n", opts.baseline);
+        let caveats = verdicts.iter().any(|v| v.contains("**not converged**"));
         for v in verdicts {
             let _ = writeln!(s, "{v}");
         }
         s.push('\n');
+        if caveats {
+            let _ = writeln!(s, "*Not converged*: a verdict between losses whose training loss was still falling when training stopped (each table's Convergence section) compares them at this training length; longer training can change it, in size or in sign.\n");
+        }
     }
     (s, plots)
 }
@@ -476,11 +480,12 @@ fn comparisons(s: &mut String, rows: &[Row], baseline: &str) -> Option<Vec<Strin
         let multi = matches!(c.row.loss, LossConfig::SoftTriple(l) if l.centers_per_class > 1 && l.tau > 0.0);
         if multi && c.metric == "R@1" {
             verdicts.push(format!(
-                "{} vs {} on R@1: Δ = {delta} points (95% CI) over {} seeds, paired t p = {} (Holm), MDD {mdd}: {what}",
+                "{} vs {} on R@1: Δ = {delta} points (95% CI) over {} seeds, paired t p = {} (Holm), MDD {mdd}: {what}{}",
                 c.row.label,
                 base.label,
                 c.test.n,
-                fmt_p(c.t_holm)
+                fmt_p(c.t_holm),
+                calibration::convergence_caveat(&[c.row, base])
             ));
         }
     }
