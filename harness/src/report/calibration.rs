@@ -165,6 +165,9 @@ fn falling_cell(row: &Row, curve: impl Fn(&crate::store::RunRecord) -> &Vec<f64>
     }
 }
 
+/// The mark of a verdict whose losses had not converged (see [`convergence_caveat`]).
+pub(super) const NOT_CONVERGED: &str = "**not converged**";
+
 /// The words a verdict between `rows` gets when the training loss of any of them was still falling
 /// when training stopped (see [`variant_still_falling`]): "; **not converged**: …, so it holds at this
 /// training length". Empty when every one had flattened (or no curve has a tail).
@@ -180,7 +183,7 @@ pub(super) fn convergence_caveat(rows: &[&Row]) -> String {
         return String::new();
     }
     format!(
-        "; **not converged**: the training loss was still falling over the last fifth of training ({}), so it holds at this training length",
+        "; {NOT_CONVERGED}: the training loss was still falling over the last fifth of training ({}), so it holds at this training length",
         falling.join(", ")
     )
 }

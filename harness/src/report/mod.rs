@@ -147,53 +147,70 @@ pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String
         }
         let true_views = recs[0].config.data.views_per_class();
         ablation(&mut s, &rows, true_views);
-        let charts =
-            [(KChart::Metric("R@1"), None), (KChart::Metric("NMI"), None), (KChart::EffectiveCentres, true_views)];
-        for (chart, reference) in charts {
-            match k_plot(&rows, data, *dim, &opts.plot_stem, chart, reference) {
-                Some(Ok(p)) => {
-                    let _ = writeln!(s, "![{} against K, {data}, dim {dim}]({})\n", chart.names().0, p.file_name);
-                    plots.push(p);
-                }
-                Some(Err(e)) => {
-                    let _ = writeln!(s, "(not drawn: {e})\n");
-                }
-                None => {}
-            }
-        }
+        plots.extend(k_charts(&mut s, &rows, data, *dim, &opts.plot_stem, true_views));
         calibration::convergence(&mut s, &rows);
     }
-    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.status != RunStatus::Finished).collect();
-    if !failed.is_empty() {
-        let _ = writeln!(s, "## Runs that did not finish\n");
-        let mut b = Builder::default();
-        b.push_record(["run", "status", "detail"]);
-        for r in failed {
-            let detail = match r.outcome.status {
-                RunStatus::Diverged => {
-                    format!("loss not finite at step {}", r.outcome.diagnostics.diverged_at_step.unwrap_or(0))
-                }
-                _ => r.outcome.error.clone().unwrap_or_default().lines().next().unwrap_or("").to_string(),
-            };
-            b.push_record([r.slug.clone(), format!("{:?}", r.outcome.status).to_lowercase(), detail]);
-        }
-        let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
-    }
-    if !verdicts.is_empty() {
-        let _ = writeln!(s, "## Verdict: did SoftTriple with K > 1 beat {}?\n", opts.baseline);
-        let caveats = verdicts.iter().any(|v| v.contains("**not converged**"));
-        for v in verdicts {
-            let _ = writeln!(s, "{v}");
-        }
-        s.push('\n');
-        if caveats {
-            let _ = writeln!(s, "*Not converged*: a verdict between losses whose training loss was still falling when training stopped (each table's Convergence section) compares them at this training length; longer training can change it, in size or in sign.\n");
-        }
-    }
+    unfinished(&mut s, records);
+    verdict_section(&mut s, &verdicts, &opts.baseline);
     (s, plots)
 }
 
-/// R@1 against K for every multi-centre variant, when the table holds at least two K values.
+/// The charts against K of one table (R@1, NMI, effective centres beside the data's true M), each
+/// linked from the report; a chart that could not be drawn says why.
+fn k_charts(s: &mut String, rows: &[Row], data: &str, dim: i64, stem: &str, true_views: Option<i64>) -> Vec<Plot> {
+    let mut plots = vec![];
+    let charts = [(KChart::Metric("R@1"), None), (KChart::Metric("NMI"), None), (KChart::EffectiveCentres, true_views)];
+    for (chart, reference) in charts {
+        match k_plot(rows, data, dim, stem, chart, reference) {
+            Some(Ok(p)) => {
+                let _ = writeln!(s, "![{} against K, {data}, dim {dim}]({})\n", chart.names().0, p.file_name);
+                plots.push(p);
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "(not drawn: {e})\n");
+            }
+            None => {}
+        }
+    }
+    plots
+}
+
+/// The table of runs that failed or diverged, when there are any.
+fn unfinished(s: &mut String, records: &[RunRecord]) {
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.status != RunStatus::Finished).collect();
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Runs that did not finish\n");
+    let mut b = Builder::default();
+    b.push_record(["run", "status", "detail"]);
+    for r in failed {
+        let detail = match r.outcome.status {
+            RunStatus::Diverged => {
+                format!("loss not finite at step {}", r.outcome.diagnostics.diverged_at_step.unwrap_or(0))
+            }
+            _ => r.outcome.error.clone().unwrap_or_default().lines().next().unwrap_or("").to_string(),
+        };
+        b.push_record([r.slug.clone(), format!("{:?}", r.outcome.status).to_lowercase(), detail]);
+    }
+    let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
+}
+
+/// The verdict lines of every table, and what *not converged* means when a line says so.
+fn verdict_section(s: &mut String, verdicts: &[String], baseline: &str) {
+    if verdicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "## Verdict: did SoftTriple with K > 1 beat {baseline}?\n");
+    for v in verdicts {
+        let _ = writeln!(s, "{v}");
+    }
+    s.push('\n');
+    if verdicts.iter().any(|v| v.contains(calibration::NOT_CONVERGED)) {
+        let _ = writeln!(s, "*Not converged*: a verdict between losses whose training loss was still falling when training stopped (each table's Convergence section) compares them at this training length; longer training can change it, in size or in sign.\n");
+    }
+}
+
 /// What a chart against K shows.
 #[derive(Clone, Copy)]
 enum KChart {
