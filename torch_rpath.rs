@@ -38,6 +38,9 @@ fn main() {
         .is_some_and(|o| !o.stdout.is_empty());
     let commit = if dirty && commit != "unknown" { format!("{commit}-dirty") } else { commit };
     println!("cargo:rustc-env=HARNESS_GIT_COMMIT={commit}");
+    let lock = std::fs::read_to_string("../Cargo.lock").unwrap_or_default();
+    let tch = locked_version(&lock, "tch").unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=HARNESS_TCH_VERSION={tch}");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:warning=DEP_TCH_LIBTORCH_LIB is not set: no rpath to libtorch was embedded");
@@ -49,6 +52,17 @@ fn main() {
     if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
+}
+
+/// The version of package `name` in a Cargo.lock's text: the `version` line of its `[[package]]` block.
+fn locked_version(lock: &str, name: &str) -> Option<String> {
+    let wanted = format!("name = \"{name}\"");
+    lock.split("[[package]]").find_map(|block| {
+        let mut lines = block.lines().map(str::trim);
+        lines.clone().any(|l| l == wanted).then_some(())?;
+        let line = lines.find(|l| l.starts_with("version = "))?;
+        Some(line.trim_start_matches("version = ").trim_matches('"').to_string())
+    })
 }
 
 /// The libtorch version: `build-version` of a libtorch archive, or `version.py` of a PyTorch install.

@@ -2,8 +2,11 @@
 
 /// The harness's version (from Cargo).
 pub const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The tch crate version the harness is built against (checked against Cargo.lock by a test).
-pub const TCH_VERSION: &str = "0.26.0";
+/// The tch crate version the harness is built against, read from Cargo.lock by the build script.
+pub const TCH_VERSION: &str = match option_env!("HARNESS_TCH_VERSION") {
+    Some(v) => v,
+    None => "unknown",
+};
 /// The libtorch version found at build time.
 pub const LIBTORCH_VERSION: &str = match option_env!("HARNESS_LIBTORCH_VERSION") {
     Some(v) => v,
@@ -19,3 +22,33 @@ pub const LIBTORCH_LIB_DIR: &str = match option_env!("HARNESS_LIBTORCH_LIB") {
     Some(v) => v,
     None => "unknown",
 };
+
+/// The libtorch this process loaded: the folder of the `libtorch_cpu.so` mapped into it (which
+/// `LD_LIBRARY_PATH` can make another than [`LIBTORCH_LIB_DIR`]) and the version beside it.
+pub fn loaded_libtorch() -> Option<(std::path::PathBuf, String)> {
+    // Make sure libtorch is loaded (it is on first use of a tensor).
+    let _ = tch::get_num_threads();
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let lib = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so"))?;
+    let dir = std::path::Path::new(lib).parent()?.to_path_buf();
+    let version = std::fs::read_to_string(dir.parent()?.join("version.py"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("__version__")
+                    .map(|r| r.rsplit('=').next().unwrap_or(r).trim().trim_matches(['\'', '"']).to_string())
+            })
+        })
+        .or_else(|| std::fs::read_to_string(dir.parent()?.join("build-version")).ok().map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    Some((dir, version))
+}
+
+/// The libtorch version this process runs with: the loaded one's when it can be read, else the
+/// build's.
+pub fn libtorch_version() -> String {
+    match loaded_libtorch() {
+        Some((_, v)) if v != "unknown" => v,
+        _ => LIBTORCH_VERSION.to_string(),
+    }
+}

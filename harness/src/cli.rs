@@ -27,6 +27,36 @@ pub enum Command {
         /// Device: cpu, cuda or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Instead: run every loss kind forward and backward on the CPU and on --device from the same
+        /// parameters and inputs, and fail when the loss or a gradient differs by more than --tolerance.
+        #[arg(long)]
+        parity: bool,
+        /// Largest relative difference --parity accepts (loss; gradients relative to their largest value).
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f64,
+    },
+    /// Time one loss's forward + backward at a given size, e.g. SoftTriple at SOP scale on a GPU.
+    ///
+    /// Prints one JSON object: the loss, the sizes, the device and the median seconds of a step.
+    LossBench {
+        /// The loss, as a YAML map (configs/README.md), e.g. '{kind: soft_triple, centers_per_class: 2}'.
+        #[arg(long, default_value = "{kind: soft_triple}")]
+        loss: String,
+        /// Classes (SOP: 11318).
+        #[arg(long)]
+        classes: i64,
+        /// Batch size.
+        #[arg(long, default_value_t = 32)]
+        batch: i64,
+        /// Embedding size.
+        #[arg(long, default_value_t = 512)]
+        dim: i64,
+        /// Timed steps (after one warm-up step).
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        /// Device: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Score embeddings: Recall@K, R-Precision, MAP@R and NMI (paper.md §5) from .npy files.
     ///
@@ -85,6 +115,14 @@ pub enum Command {
         /// Keep going when the sweep file changed under an existing results folder.
         #[arg(long)]
         allow_changed: bool,
+        /// Write the report to this file each time a round is complete (every run of a seed; runs
+        /// go seed by seed), from the complete rounds alone: an early, low-power report to read
+        /// while the sweep goes on.
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
+        /// Loss kind the --report compares every other variant with.
+        #[arg(long, default_value = "softmax_norm", requires = "report")]
+        baseline: String,
     },
     /// Write the Markdown report of a results folder (tables, statistics, the paper's numbers).
     Report {
@@ -151,7 +189,8 @@ pub enum DataCommand {
         /// Accept a deliberately partial copy (no standard count assertion).
         #[arg(long)]
         subset: bool,
-        /// Also decode every image (all cores) and name each one that is truncated or corrupt.
+        /// Decode every image (all cores) and name each one that is truncated or corrupt (without it,
+        /// an even sample of 200 is decoded).
         #[arg(long)]
         decode: bool,
     },

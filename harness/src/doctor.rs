@@ -12,7 +12,11 @@ pub struct DoctorReport {
     pub libtorch: String,
     /// libtorch library folder (the embedded rpath).
     pub libtorch_lib_dir: String,
-    /// Whether `libtorch_cuda.so` is in that folder.
+    /// The libtorch folder this process loaded (differs from the rpath under `LD_LIBRARY_PATH`).
+    pub libtorch_loaded_dir: String,
+    /// The version of the loaded libtorch.
+    pub libtorch_loaded: String,
+    /// Whether `libtorch_cuda.so` is in the loaded folder (the rpath's when unknown).
     pub libtorch_has_cuda_library: bool,
     /// Threads libtorch uses on the CPU.
     pub cpu_threads: i32,
@@ -43,7 +47,9 @@ pub fn inspect() -> DoctorReport {
         Err(_) => problems.push("libtorch panicked in a 2×2 matmul test".into()),
     }
     let lib_dir = crate::build_info::LIBTORCH_LIB_DIR.to_string();
-    let has_cuda_lib = std::path::Path::new(&lib_dir).join("libtorch_cuda.so").exists();
+    let (loaded_dir, loaded) = loaded_libtorch(&mut problems);
+    let searched = if loaded_dir == "unknown" { &lib_dir } else { &loaded_dir };
+    let has_cuda_lib = std::path::Path::new(searched).join("libtorch_cuda.so").exists();
     let cuda_available = tch::Cuda::is_available();
     let gpu_names = nvidia_gpu_names();
     if !gpu_names.is_empty() && !cuda_available {
@@ -53,7 +59,7 @@ pub fn inspect() -> DoctorReport {
             if has_cuda_lib {
                 "libtorch_cuda.so is in the library folder, so the binary was probably linked without it; rebuild with `make build`"
             } else {
-                "this libtorch has no CUDA library (a CPU-only torch wheel); install a CUDA build of torch==2.13.0 and rebuild"
+                "this libtorch has no CUDA library (a CPU-only torch wheel); install a CUDA build of torch (the Makefile's TORCH_VERSION) and rebuild"
             }
         ));
     }
@@ -65,6 +71,8 @@ pub fn inspect() -> DoctorReport {
         tch: crate::build_info::TCH_VERSION.into(),
         libtorch: crate::build_info::LIBTORCH_VERSION.into(),
         libtorch_lib_dir: lib_dir,
+        libtorch_loaded_dir: loaded_dir,
+        libtorch_loaded: loaded,
         libtorch_has_cuda_library: has_cuda_lib,
         cpu_threads: tch::get_num_threads(),
         cuda_available,
@@ -73,6 +81,23 @@ pub fn inspect() -> DoctorReport {
         gpu_names,
         problems,
     }
+}
+
+/// The loaded libtorch's folder and version ("unknown" when unreadable); a problem when it is
+/// another release than the one the binary was built against.
+fn loaded_libtorch(problems: &mut Vec<String>) -> (String, String) {
+    let (dir, loaded) = crate::build_info::loaded_libtorch()
+        .map(|(d, v)| (d.display().to_string(), v))
+        .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+    let release = |v: &str| v.split('+').next().unwrap_or(v).to_string();
+    let built = crate::build_info::LIBTORCH_VERSION;
+    if loaded != "unknown" && release(&loaded) != release(built) {
+        problems.push(format!(
+            "the loaded libtorch ({loaded} in {dir}) is another release than the one the binary was built against ({built}): rebuild, or point LD_LIBRARY_PATH at a torch=={} lib folder",
+            release(built)
+        ));
+    }
+    (dir, loaded)
 }
 
 /// GPU names from `nvidia-smi`, empty when there is no NVIDIA driver.
@@ -96,6 +121,7 @@ impl DoctorReport {
         let _ = writeln!(s, "tch              {}", self.tch);
         let _ = writeln!(s, "libtorch         {}", self.libtorch);
         let _ = writeln!(s, "libtorch folder  {}", self.libtorch_lib_dir);
+        let _ = writeln!(s, "loaded libtorch  {} in {}", self.libtorch_loaded, self.libtorch_loaded_dir);
         let _ = writeln!(s, "libtorch_cuda.so {}", yes(self.libtorch_has_cuda_library));
         let _ = writeln!(s, "CPU threads      {}", self.cpu_threads);
         let _ = writeln!(s, "CUDA available   {}", yes(self.cuda_available));

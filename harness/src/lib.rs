@@ -31,9 +31,14 @@ pub mod train;
 #[cfg(test)]
 mod tests {
     #[test]
-    fn tch_version_constant_matches_cargo_lock() {
-        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
-        let needle = format!("name = \"tch\"\nversion = \"{}\"", crate::build_info::TCH_VERSION);
-        assert!(lock.contains(&needle), "Cargo.lock's tch version differs from TCH_VERSION");
+    fn tch_version_is_the_locked_one_and_the_manifests() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let version = crate::build_info::TCH_VERSION;
+        assert!(version.split('.').count() == 3 && version.split('.').all(|p| p.parse::<u32>().is_ok()), "{version}");
+        let lock = std::fs::read_to_string(format!("{root}/Cargo.lock")).unwrap();
+        let needle = format!("name = \"tch\"\nversion = \"{version}\"");
+        assert!(lock.contains(&needle), "Cargo.lock's tch version differs from TCH_VERSION {version}");
+        let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("tch = \"{version}\"")), "the workspace does not ask for tch {version}");
     }
 }

@@ -23,13 +23,28 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Doctor { json } => doctor(json),
-        Command::LossCheck { steps, device } => loss_check(steps, &device),
+        Command::LossCheck { steps, device, parity: false, .. } => loss_check(steps, &device),
+        Command::LossCheck { device, parity: true, tolerance, .. } => loss_parity(&device, tolerance),
+        Command::LossBench { loss, classes, batch, dim, iters, device } => {
+            loss_bench(&loss, [classes, batch, dim], iters, &device)
+        }
         Command::Eval(args) => eval(args),
         Command::Train { file, out, device, save_embeddings } => train(&file, &out, device, save_embeddings),
         Command::Data(DataCommand::Check { kind, root, subset, decode }) => data_check(&kind, &root, subset, decode),
         Command::Plan { file } => plan(&file),
-        Command::Sweep { file, results, shard, device, retry_failed, allow_changed, save_embeddings } => {
-            sweep(&file, results, shard, device, retry_failed, allow_changed, save_embeddings)
+        Command::Sweep {
+            file,
+            results,
+            shard,
+            device,
+            retry_failed,
+            allow_changed,
+            save_embeddings,
+            report,
+            baseline,
+        } => {
+            let opts = (shard, device, retry_failed, allow_changed, save_embeddings);
+            sweep(&file, results, opts, report.map(|r| (r, baseline)))
         }
         Command::Report { results, output, baseline } => report(&results, output, &baseline),
         Command::Slurm(args) => slurm(args),
@@ -76,6 +91,45 @@ fn loss_check(steps: usize, device: &str) -> Result<()> {
         println!("| `{}` | {:.4} | {:.4} | {eff} |", r.config, r.initial, r.last);
     }
     println!("\nall loss kinds built, ran forward and backward, and decreased under Adam.");
+    Ok(())
+}
+
+/// `harness loss-check --parity`: every loss kind on the CPU against `device`, one table row each.
+fn loss_parity(device: &str, tolerance: f64) -> Result<()> {
+    let device = harness::device::resolve_device(device).context("--device")?;
+    if !(tolerance > 0.0) {
+        bail!("--tolerance {tolerance}: expected a positive number");
+    }
+    println!("| loss | CPU | {device:?} | loss rel. diff | gradient rel. diff |");
+    println!("|---|---|---|---|---|");
+    let mut failed = vec![];
+    for config in harness::loss_check::default_configs() {
+        let p = harness::loss_check::parity(&config, device)?;
+        let (l, g) = (p.loss_rel_diff(), p.grad_rel_diff);
+        println!("| `{}` | {:.6} | {:.6} | {l:.2e} | {g:.2e} |", p.config, p.loss_cpu, p.loss_device);
+        if !(l <= tolerance && g <= tolerance) {
+            failed.push(config.label());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} differ between the CPU and {device:?} by more than {tolerance:e}", failed.join(", "));
+    }
+    println!("\nevery loss kind agrees between the CPU and {device:?} within {tolerance:e} (relative).");
+    Ok(())
+}
+
+/// `harness loss-bench`: the median forward + backward time of one loss at one size, as JSON.
+fn loss_bench(loss: &str, [classes, batch, dim]: [i64; 3], iters: usize, device: &str) -> Result<()> {
+    let config: losses::LossConfig = serde_yaml::from_str(loss)
+        .with_context(|| format!("--loss `{loss}`: expected a loss map such as '{{kind: soft_triple}}'"))?;
+    if classes < 1 || batch < 2 || dim < 1 {
+        bail!("--classes {classes} --batch {batch} --dim {dim}: expected at least 1 class, 2 samples and 1 dimension");
+    }
+    let device = harness::device::resolve_device(device).context("--device")?;
+    let median = harness::loss_check::time_step(&config, classes, batch, dim, device, iters)?;
+    let out = serde_json::json!({"loss": config.label(), "config": config, "classes": classes, "batch": batch,
+        "dim": dim, "device": format!("{device:?}"), "iters": iters, "median_s": median});
+    println!("{out}");
     Ok(())
 }
 
@@ -218,14 +272,14 @@ fn train(file: &std::path::Path, out: &std::path::Path, device: Option<String>, 
     }
     let slug = harness::store::slug(&config);
     tracing::info!("run {slug} ({})", harness::store::run_id(&config));
-    let bar = std::cell::RefCell::new(harness::progress::SweepProgress::new(1));
+    let bar = std::cell::RefCell::new(harness::progress::SweepProgress::new(1, config.train.epochs as u64));
     bar.borrow_mut().start_run(&slug, config.train.epochs as u64);
     let executed = harness::execute::execute_run(
         &config,
         out,
         &harness::execute::ExecuteOptions { save_embeddings, shard: None, replace_unfinished: true },
         &|e| match e {
-            harness::train::RunEvent::Epoch { loss, .. } => bar.borrow().epoch(loss),
+            harness::train::RunEvent::Epoch { loss, .. } => bar.borrow_mut().epoch(loss),
             harness::train::RunEvent::Resumed { epoch } => {
                 bar.borrow().println(&format!("resumed after epoch {epoch}"))
             }
@@ -282,15 +336,23 @@ fn data_check(kind: &str, root: &std::path::Path, subset: bool, decode: bool) ->
         bail!("{} image file(s) listed by the data set are missing under {}", missing.len(), root.display());
     }
     println!("all {} image files are present", list.train.len() + list.test.len());
-    if decode {
-        decode_all(&list)?;
-    }
-    Ok(())
+    decode_images(&list, decode)
 }
 
-/// `data check --decode`: decodes every image (all cores, a bar on a terminal) and names the bad ones.
-fn decode_all(list: &harness::data::ImageList) -> Result<()> {
-    let paths: Vec<std::path::PathBuf> = list.train.iter().chain(&list.test).map(|i| list.root.join(&i.path)).collect();
+/// Images `data check` decodes without `--decode`: this many, spread evenly over the data set.
+const DECODE_SAMPLE: usize = 200;
+
+/// `data check`: decodes every image with `all`, else an even sample of [`DECODE_SAMPLE`] (all
+/// cores, a bar on a terminal), and names the bad ones on one line each.
+fn decode_images(list: &harness::data::ImageList, all: bool) -> Result<()> {
+    let every: Vec<std::path::PathBuf> = list.train.iter().chain(&list.test).map(|i| list.root.join(&i.path)).collect();
+    let total = every.len();
+    let paths: Vec<std::path::PathBuf> = if all || total <= DECODE_SAMPLE {
+        every
+    } else {
+        (0..DECODE_SAMPLE).map(|k| every[k * total / DECODE_SAMPLE].clone()).collect()
+    };
+    let sampled = paths.len() < total;
     let bar = harness::progress::counter(paths.len() as u64, "decoding");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bad = harness::data::pipeline::undecodable(&paths, threads, &|| bar.inc(1));
@@ -301,6 +363,13 @@ fn decode_all(list: &harness::data::ImageList) -> Result<()> {
     if bad.len() > 50 {
         println!("undecodable  … and {} more", bad.len() - 50);
     }
+    if !bad.is_empty() && sampled {
+        bail!(
+            "{} of a sample of {} images cannot be decoded (listed above); `--decode` decodes all {total} and names every bad one; fix or remove them, or train with `on_bad_image: skip`",
+            bad.len(),
+            paths.len()
+        );
+    }
     if !bad.is_empty() {
         bail!(
             "{} of {} images cannot be decoded (listed above); fix or remove them, or train with `on_bad_image: skip`",
@@ -308,7 +377,11 @@ fn decode_all(list: &harness::data::ImageList) -> Result<()> {
             paths.len()
         );
     }
-    println!("all {} images decode", paths.len());
+    if sampled {
+        println!("a sample of {} of the {total} images decodes; the others were not decoded (`--decode` decodes every image)", paths.len());
+    } else {
+        println!("all {} images decode", paths.len());
+    }
     Ok(())
 }
 
@@ -320,6 +393,10 @@ fn plan(file: &std::path::Path) -> Result<()> {
         println!("| {i} | {} | {} |", r.id, r.slug);
     }
     println!("\n{} runs in sweep `{}` (fingerprint {})", sweep.runs.len(), sweep.name, sweep.fingerprint());
+    let data = harness::sweep::data_problems(&sweep);
+    if !data.is_empty() {
+        bail!("{}: its runs cannot start until the data is in place:\n  {}", file.display(), data.join("\n  "));
+    }
     Ok(())
 }
 
@@ -327,11 +404,8 @@ fn plan(file: &std::path::Path) -> Result<()> {
 fn sweep(
     file: &std::path::Path,
     results: Option<std::path::PathBuf>,
-    shard: Option<String>,
-    device: Option<String>,
-    retry_failed: bool,
-    allow_changed: bool,
-    save_embeddings: bool,
+    (shard, device, retry_failed, allow_changed, save_embeddings): (Option<String>, Option<String>, bool, bool, bool),
+    report: Option<(std::path::PathBuf, String)>,
 ) -> Result<()> {
     let mut problems = vec![];
     let shard = harness::sweep::shard_from_env(shard.as_deref()).map_err(|e| problems.push(format!("{e:#}"))).ok();
@@ -345,6 +419,10 @@ fn sweep(
         bail!("{}", problems.join("\n"));
     }
     let sweep = sweep.unwrap();
+    let data = harness::sweep::data_problems(&sweep);
+    if !data.is_empty() {
+        bail!("{}: no run was started and nothing was recorded:\n  {}", file.display(), data.join("\n  "));
+    }
     let results = results.unwrap_or_else(|| std::path::PathBuf::from("results").join(&sweep.name));
     let opts = harness::sweep::SweepOptions {
         results: results.clone(),
@@ -356,7 +434,19 @@ fn sweep(
     };
     let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
-    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| display.borrow_mut().show(e))?;
+    let rounds = report.map(|(output, baseline)| {
+        std::cell::RefCell::new(RoundReports { sweep: &sweep, results: results.clone(), output, baseline, written: 0 })
+    });
+    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
+        let finished = matches!(e, harness::sweep::SweepEvent::RunFinished { .. });
+        display.borrow_mut().show(e);
+        if let (true, Some(r)) = (finished, &rounds) {
+            // A report that cannot be written now is written at the next round or by `harness report`.
+            if let Err(err) = r.borrow_mut().after_run() {
+                tracing::warn!("the round's report was not written: {err:#}");
+            }
+        }
+    })?;
     display.borrow_mut().finish();
     let (i, n) = opts.shard;
     let s = &summary;
@@ -379,6 +469,77 @@ fn sweep(
         );
     }
     Ok(())
+}
+
+/// Renders `records` into `output` (Markdown) and its charts beside it, each written atomically.
+fn write_report(
+    records: &[harness::store::RunRecord],
+    output: &std::path::Path,
+    title: &str,
+    baseline: &str,
+) -> Result<()> {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
+    let opts = harness::report::ReportOptions {
+        title: title.into(),
+        baseline: baseline.into(),
+        plot_stem: stem,
+        floors: floors(records),
+    };
+    let (text, plots) = harness::report::render_with_plots(records, &opts);
+    let folder = output.parent().unwrap_or(std::path::Path::new("."));
+    for p in &plots {
+        harness::fsio::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
+    }
+    harness::fsio::write_atomic(output, text.as_bytes())?;
+    Ok(())
+}
+
+/// `sweep --report`: rewrites the report each time a round (every run of one seed, the seeds in
+/// order) is complete in the results folder, from the complete rounds' records alone.
+struct RoundReports<'a> {
+    sweep: &'a harness::sweep::Sweep,
+    results: std::path::PathBuf,
+    output: std::path::PathBuf,
+    baseline: String,
+    written: usize,
+}
+
+impl RoundReports<'_> {
+    /// Called after each run: writes the report when more rounds are complete than last time.
+    fn after_run(&mut self) -> Result<()> {
+        let records = harness::store::read_records(&self.results)?;
+        let recorded: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let seeds: std::collections::BTreeSet<u64> = self.sweep.runs.iter().map(|r| r.config.seed).collect();
+        let complete: Vec<u64> = seeds
+            .iter()
+            .copied()
+            .take_while(|s| {
+                self.sweep.runs.iter().filter(|r| r.config.seed == *s).all(|r| recorded.contains(r.id.as_str()))
+            })
+            .collect();
+        if complete.len() <= self.written {
+            return Ok(());
+        }
+        let ids: std::collections::HashSet<&str> =
+            self.sweep.runs.iter().filter(|r| complete.contains(&r.config.seed)).map(|r| r.id.as_str()).collect();
+        let done: Vec<harness::store::RunRecord> =
+            records.into_iter().filter(|r| ids.contains(r.id.as_str())).collect();
+        let rounds = if complete.len() == seeds.len() {
+            "every round".to_string()
+        } else {
+            format!(
+                "round {} of {} (seeds {complete:?} of {:?}; written while the sweep runs)",
+                complete.len(),
+                seeds.len(),
+                seeds.iter().collect::<Vec<_>>()
+            )
+        };
+        let title = format!("Report: {}, {rounds}", self.sweep.name);
+        write_report(&done, &self.output, &title, &self.baseline)?;
+        self.written = complete.len();
+        tracing::info!("report of {rounds}: {}", self.output.display());
+        Ok(())
+    }
 }
 
 /// The floor of every (data set, embedding size) whose data is generated in memory, from the
@@ -421,19 +582,7 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
     }
     let name = results.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
     let output = output.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("{name}.md")));
-    let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| name.clone());
-    let opts = harness::report::ReportOptions {
-        title: format!("Report: {name}"),
-        baseline: baseline.into(),
-        plot_stem: stem,
-        floors: floors(&records),
-    };
-    let (text, plots) = harness::report::render_with_plots(&records, &opts);
-    let folder = output.parent().unwrap_or(std::path::Path::new("."));
-    for p in &plots {
-        harness::fsio::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
-    }
-    harness::fsio::write_atomic(&output, text.as_bytes())?;
+    write_report(&records, &output, &format!("Report: {name}"), baseline)?;
     let (csv, parquet) = harness::table::export(results, &records)?;
     tracing::info!(
         "report: {} ({} runs); tables: {}, {}",

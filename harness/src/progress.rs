@@ -1,4 +1,4 @@
-//! Progress display: bars for sweeps (runs done / to do, time left) and runs (epochs), drawn only
+//! Progress display: bars for sweeps (epochs done / to do, time left) and runs (epochs), drawn only
 //! when standard error is a terminal; log lines go through `tracing`, filtered by `HARNESS_LOG`
 //! (an `EnvFilter` directive: `warn`, `debug`, `harness=debug`, …; default `info`).
 use crate::sweep::SweepEvent;
@@ -35,36 +35,44 @@ pub fn counter(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Bars for a sweep and for the run in progress; hidden when not on a terminal.
+/// Bars for a sweep and for the run in progress; hidden when not on a terminal. The sweep bar counts
+/// epochs (a run skipped or cut short counts its whole length when it ends), so the time left is
+/// estimated from the first epoch on.
 pub struct SweepProgress {
     multi: MultiProgress,
-    /// Runs of this invocation.
+    /// Epochs of this invocation's runs.
     pub runs: ProgressBar,
     epochs: Option<ProgressBar>,
+    /// Runs to do, runs started.
+    run_count: (u64, u64),
+    /// The run in progress: its epochs, and how many of them the sweep bar has counted.
+    current: (u64, u64),
 }
 
 impl SweepProgress {
-    /// A sweep bar over `total` runs.
-    pub fn new(total: u64) -> Self {
+    /// A sweep bar over `runs` runs of `epochs` epochs in all.
+    pub fn new(runs: u64, epochs: u64) -> Self {
         let target =
             if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let multi = MultiProgress::with_draw_target(target);
-        let runs = multi.add(ProgressBar::new(total));
-        runs.set_style(
+        let bar = multi.add(ProgressBar::new(epochs));
+        bar.set_style(
             ProgressStyle::with_template(
-                "runs {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}, about {eta} left] {msg}",
+                "{bar:30.cyan/blue} {pos}/{len} epochs [{elapsed_precise}, about {eta} left] {msg}",
             )
             .expect("valid template"),
         );
-        if !runs.is_hidden() {
-            runs.enable_steady_tick(std::time::Duration::from_millis(500));
+        if !bar.is_hidden() {
+            bar.enable_steady_tick(std::time::Duration::from_millis(500));
         }
-        Self { multi, runs, epochs: None }
+        Self { multi, runs: bar, epochs: None, run_count: (runs, 0), current: (0, 0) }
     }
 
     /// Starts the epoch bar of a run.
     pub fn start_run(&mut self, name: &str, epochs: u64) {
-        self.runs.set_message(name.to_string());
+        self.run_count.1 += 1;
+        self.current = (epochs, 0);
+        self.runs.set_message(format!("run {}/{}: {name}", self.run_count.1, self.run_count.0));
         let bar = self.multi.add(ProgressBar::new(epochs));
         bar.set_style(
             ProgressStyle::with_template("  epochs {bar:30.green/white} {pos}/{len} {msg}").expect("valid template"),
@@ -73,20 +81,31 @@ impl SweepProgress {
     }
 
     /// Reports a finished epoch with its mean loss.
-    pub fn epoch(&self, loss: f64) {
+    pub fn epoch(&mut self, loss: f64) {
         if let Some(b) = &self.epochs {
             b.inc(1);
             b.set_message(format!("loss {loss:.4}"));
         }
+        if self.current.1 < self.current.0 {
+            self.current.1 += 1;
+            self.runs.inc(1);
+        }
     }
 
-    /// Ends the run in progress.
+    /// Ends the run in progress (the sweep bar counts the epochs it did not see).
     pub fn finish_run(&mut self) {
         if let Some(b) = self.epochs.take() {
             b.finish_and_clear();
             self.multi.remove(&b);
         }
-        self.runs.inc(1);
+        self.runs.inc(self.current.0 - self.current.1);
+        self.current = (0, 0);
+    }
+
+    /// The estimated time left, once an epoch has been counted.
+    pub fn time_left(&self) -> Option<std::time::Duration> {
+        let (pos, len) = (self.runs.position(), self.runs.length()?);
+        (pos > 0).then(|| self.runs.elapsed().mul_f64((len - pos.min(len)) as f64 / pos as f64))
     }
 
     /// Prints a line above the bars (or plainly without them).
@@ -109,20 +128,23 @@ impl SweepDisplay {
     /// Shows one event.
     pub fn show(&mut self, e: SweepEvent) {
         match e {
-            SweepEvent::Planned { in_shard, skipped, todo } => {
+            SweepEvent::Planned { in_shard, skipped, todo, epochs } => {
                 tracing::info!("{in_shard} runs in this shard: {skipped} already recorded, {todo} to run");
-                self.bar = Some(SweepProgress::new(todo as u64));
+                self.bar = Some(SweepProgress::new(todo as u64, epochs));
             }
             SweepEvent::RunStarted { slug, id, epochs } => {
                 if let Some(b) = self.bar.as_mut() {
-                    if b.runs.is_hidden() {
-                        tracing::info!("[{}/{}] {slug} ({id})", b.runs.position() + 1, b.runs.length().unwrap_or(0));
-                    }
                     b.start_run(&slug, epochs as u64);
+                    if b.runs.is_hidden() {
+                        let left = b
+                            .time_left()
+                            .map_or(String::new(), |d| format!(", about {} left", indicatif::HumanDuration(d)));
+                        tracing::info!("[{}/{}] {slug} ({id}){left}", b.run_count.1, b.run_count.0);
+                    }
                 }
             }
             SweepEvent::Run(RunEvent::Epoch { loss, .. }) => {
-                if let Some(b) = self.bar.as_ref() {
+                if let Some(b) = self.bar.as_mut() {
                     b.epoch(loss)
                 }
             }

@@ -250,6 +250,21 @@ fn data_check_decode_names_every_bad_image_and_a_skipping_run_counts_its_test_im
     for needle in ["d/0.jpg: ", "a/3.jpg: ", "2 of 16 images cannot be decoded"] {
         assert!(text.contains(needle), "`{needle}` missing:\n{text}");
     }
+    // One clean line per bad image: its path once, the decoder's message without line breaks.
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("undecodable")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for l in &lines {
+        assert_eq!(l.matches(".jpg").count(), 1, "the path once: {l}");
+        assert_eq!(l.matches('(').count(), l.matches(')').count(), "a message cut by a line break: {l}");
+    }
+    // Without --decode a data set this small is decoded whole (the sample covers it): same finding.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["data", "check", "--kind", "folder", "--root"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && plain.contains("2 of 16 images cannot be decoded"), "{plain}");
     // Under `on_bad_image: skip` a run leaves the truncated test image out and counts it.
     let yaml = format!(
         "data: {{kind: folder, root: {}}}\nmodel: {{backbone: {{kind: small_cnn, channels: [4]}}}}\nloss: {{kind: softmax_norm}}\ndim: 4\nseed: 0\ntrain: {{device: cpu, epochs: 1, batch_size: 4, workers: 1, on_bad_image: skip, transform: {{size: 16, resize: 20}}}}\neval: {{recall_at: [1], kmeans_restarts: 1}}\n",

@@ -266,8 +266,8 @@ fn a_sweep_in_a_slurm_array_runs_its_task_s_shard() {
 #[test]
 fn report_snapshot() {
     // Fixture records: five seeds of Softmax_norm and SoftTriple K=4 from the quickstart, and one
-    // crafted diverged run. Regenerate the snapshot on purpose with
-    //   harness report harness/tests/fixtures/records -o harness/tests/fixtures/report_snapshot.md
+    // crafted diverged run. Regenerate the snapshot on purpose from the text this test prints when
+    // it differs (`harness report` on these records would add the floors, which the test leaves out).
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records");
     let records = harness::store::read_records(&dir).unwrap();
     assert_eq!(records.len(), 11);
@@ -347,9 +347,18 @@ fn the_records_table_round_trips_through_parquet_and_csv() {
 #[test]
 fn a_sweep_with_failed_runs_exits_non_zero_and_says_so_again_on_a_rerun() {
     let dir = tmp("failed");
+    // Files that exist (so the sweep starts) but are not .npy arrays: every run fails at loading.
+    let bad = dir.join("gone");
+    std::fs::create_dir_all(&bad).unwrap();
+    for f in ["a", "b", "c", "d"] {
+        std::fs::write(bad.join(format!("{f}.npy")), "not an array").unwrap();
+    }
     let text = TINY.replace(
         "  - {kind: synthetic, classes: 6, modes_per_class: 2, images_per_mode: 4, resolution: 16, seed: 1}",
-        "  - {kind: features, train_features: gone/a.npy, train_labels: gone/b.npy, test_features: gone/c.npy, test_labels: gone/d.npy}",
+        &format!(
+            "  - {{kind: features, train_features: {0}/a.npy, train_labels: {0}/b.npy, test_features: {0}/c.npy, test_labels: {0}/d.npy}}",
+            bad.display()
+        ),
     );
     let file = write_sweep(&dir, &text);
     let results = dir.join("results");
@@ -440,5 +449,74 @@ eval: {recall_at: [1, 2], kmeans_restarts: 1}
         assert!(report.contains(expected), "no `{expected}` in:\n{report}");
     }
     assert!(dir.join("report-centres-views-d8.svg").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_sweep_whose_data_is_missing_stops_before_any_run_and_records_nothing() {
+    let dir = tmp("missing-data");
+    let root = dir.join("not-downloaded");
+    let text = TINY.replace(
+        "  - {kind: synthetic, classes: 6, modes_per_class: 2, images_per_mode: 4, resolution: 16, seed: 1}",
+        &format!("  - {{kind: cub, root: {}}}", root.display()),
+    );
+    assert_ne!(text, TINY);
+    let file = write_sweep(&dir, &text);
+    let results = dir.join("results");
+    for args in [vec!["plan"], vec!["sweep", "--results", results.to_str().unwrap()]] {
+        let out = harness().args(&args[..1]).arg(&file).args(&args[1..]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert_eq!(text.matches("images.txt is missing").count(), 1, "{args:?}: the message once:\n{text}");
+        assert!(text.contains("data set `cub`"), "{text}");
+    }
+    assert!(!results.join("runs").exists(), "no run was recorded");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn runs_go_seed_by_seed_and_the_report_is_rewritten_after_each_round() {
+    let dir = tmp("rounds");
+    let file = write_sweep(&dir, TINY);
+    let (results, report) = (dir.join("results"), dir.join("early.md"));
+    let child = harness()
+        .arg("sweep")
+        .arg(&file)
+        .arg("--results")
+        .arg(&results)
+        .arg("--report")
+        .arg(&report)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first round (3 runs of seed 0) ends well before the second: its report appears meanwhile.
+    let start = std::time::Instant::now();
+    while !report.exists() && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let early = std::fs::read_to_string(&report).unwrap();
+    let recorded_then = std::fs::read_dir(results.join("runs")).unwrap().count();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        early.starts_with("# Report: tiny, round 1 of 2 (seeds [0] of [0, 1]"),
+        "{}",
+        &early[..200.min(early.len())]
+    );
+    assert!(recorded_then < 6, "the sweep had finished before the early report was read");
+    // The metric table (the first to name a row) counts one seed: the complete round alone.
+    let row = early.lines().find(|l| l.starts_with("| Softmax_norm ")).unwrap_or_default();
+    assert_eq!(row.split('|').nth(2).map(str::trim), Some("1"), "one seed: {row}\n{early}");
+    let last = std::fs::read_to_string(&report).unwrap();
+    assert!(last.starts_with("# Report: tiny, every round"), "{}", &last[..100.min(last.len())]);
+    // The runs started seed by seed: every seed-0 run before any seed-1 run.
+    let log = String::from_utf8_lossy(&out.stderr);
+    let started: Vec<&str> =
+        log.lines().filter_map(|l| l.split_once("] synthetic-")).filter_map(|(_, l)| l.split(' ').next()).collect();
+    assert_eq!(started.len(), 6, "{log}");
+    assert!(
+        started[..3].iter().all(|s| s.ends_with("-s0")) && started[3..].iter().all(|s| s.ends_with("-s1")),
+        "{started:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -159,6 +159,28 @@ impl DatasetConfig {
         self.views_per_class().is_some()
     }
 
+    /// Whether the data set can be read as configured: an image data set's index files load and
+    /// hold its standard counts, precomputed features' four files exist; generated data always can.
+    pub fn availability(&self) -> Result<(), String> {
+        if let DatasetConfig::Features(f) = self {
+            let files = [
+                ("train_features", &f.train_features),
+                ("train_labels", &f.train_labels),
+                ("test_features", &f.test_features),
+                ("test_labels", &f.test_labels),
+            ];
+            let missing: Vec<String> =
+                files.iter().filter(|(_, p)| !p.is_file()).map(|(k, p)| format!("`{k}` {}", p.display())).collect();
+            if !missing.is_empty() {
+                return Err(format!("missing file(s): {}", missing.join(", ")));
+            }
+        }
+        match self.image_list() {
+            Some(Err(e)) => Err(e.to_string()),
+            _ => Ok(()),
+        }
+    }
+
     /// The image list of an image data set (None for synthetic and features).
     pub fn image_list(&self) -> Option<Result<ImageList, DataError>> {
         Some(match self {

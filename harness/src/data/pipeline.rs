@@ -82,8 +82,8 @@ pub fn decode(path: &Path) -> Result<RgbImage, DataError> {
     Ok(reader.decode().map_err(|e| DataError::Image { path: path.into(), reason: e.to_string() })?.to_rgb8())
 }
 
-/// Decodes every file on `threads` threads; returns the ones that cannot be decoded with why, in
-/// the order given. `tick` is called once per file (a progress bar).
+/// Decodes every file on `threads` threads; returns the ones that cannot be decoded with why (one
+/// line, without the path), in the order given. `tick` is called once per file (a progress bar).
 pub fn undecodable(paths: &[PathBuf], threads: usize, tick: &(dyn Fn() + Sync)) -> Vec<(PathBuf, String)> {
     let chunk = paths.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
@@ -93,8 +93,10 @@ pub fn undecodable(paths: &[PathBuf], threads: usize, tick: &(dyn Fn() + Sync)) 
                 s.spawn(move || {
                     let mut bad = vec![];
                     for p in part {
-                        if let Err(e) = decode(p) {
-                            bad.push((p.clone(), e.to_string()));
+                        match decode(p) {
+                            Err(DataError::Image { reason, .. }) => bad.push((p.clone(), one_line(&reason))),
+                            Err(e) => bad.push((p.clone(), one_line(&e.to_string()))),
+                            Ok(_) => {}
                         }
                         tick();
                     }
@@ -104,6 +106,11 @@ pub fn undecodable(paths: &[PathBuf], threads: usize, tick: &(dyn Fn() + Sync)) 
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     })
+}
+
+/// A message on one line: runs of white space (a decoder's line breaks) become one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A JPEG decoded by zune-jpeg (the decoder the `image` crate uses) in strict mode, as RGB.

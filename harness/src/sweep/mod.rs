@@ -92,6 +92,24 @@ impl Sweep {
     }
 }
 
+/// The data sets of a sweep that cannot be read as configured, one message each (every distinct
+/// data set is checked once): a sweep checks them before any run starts, so a missing download is
+/// one input error, not one failed record per run.
+pub fn data_problems(sweep: &Sweep) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut problems = vec![];
+    for r in &sweep.runs {
+        let data = &r.config.data;
+        if !seen.insert(serde_json::to_string(data).unwrap_or_default()) {
+            continue;
+        }
+        if let Err(e) = data.availability() {
+            problems.push(format!("data set `{}`: {e}", data.name()));
+        }
+    }
+    problems
+}
+
 /// Parses `i/n` (0-based shard index i of n).
 pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     let (i, n) = s.split_once('/').with_context(|| format!("--shard `{s}`: expected i/n, e.g. 0/4"))?;
@@ -168,6 +186,8 @@ pub enum SweepEvent {
         skipped: usize,
         /// To run now.
         todo: usize,
+        /// Epochs of the runs to run now (the unit of the time-left estimate).
+        epochs: u64,
     },
     /// A run starts.
     RunStarted {
@@ -274,7 +294,12 @@ pub fn run_sweep(
             keep
         })
         .collect();
-    progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len() });
+    // Round by round: every run of the lowest seed first, then the next seed (a stable sort, so the
+    // expansion order holds inside a round), so complete low-power reports exist early.
+    let mut todo = todo;
+    todo.sort_by_key(|r| r.config.seed);
+    let epochs = todo.iter().map(|r| u64::from(r.config.train.epochs)).sum();
+    progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len(), epochs });
     let exec = ExecuteOptions {
         save_embeddings: opts.save_embeddings,
         shard: Some(opts.shard),

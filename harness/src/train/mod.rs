@@ -54,6 +54,13 @@ pub struct Diagnostics {
     /// The last epoch (counting from 0) held by the checkpoint this run resumed from; `None` when it
     /// trained from the start. (Progress messages count epochs from 1.)
     pub resumed_from_epoch: Option<u32>,
+    /// Seconds the training loop waited for its next batch (decoding, augmentation, assembly), over
+    /// the epochs this process trained; 0 in records older than the field.
+    #[serde(default)]
+    pub data_wait_seconds: f64,
+    /// Wall seconds of each epoch this process trained (empty in records older than the field).
+    #[serde(default)]
+    pub epoch_seconds: Vec<f64>,
 }
 
 /// What a run produced.

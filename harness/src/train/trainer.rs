@@ -108,7 +108,12 @@ impl<'a> Trainer<'a> {
             bail!("the training split ({} images) is smaller than one batch ({})", labels.len(), t.batch_size);
         }
         let (mut sum, mut reg_sum, mut n) = (0.0, 0.0, 0usize);
-        for batch in train.batches(batches, t.workers, self.config.seed, epoch as u64) {
+        let started = std::time::Instant::now();
+        let mut source = train.batches(batches, t.workers, self.config.seed, epoch as u64);
+        loop {
+            let waited = std::time::Instant::now();
+            let Some(batch) = source.next() else { break };
+            diag.data_wait_seconds += waited.elapsed().as_secs_f64();
             let batch = batch?;
             diag.skipped_images += batch.skipped;
             if batch.y.size()[0] < 2 {
@@ -126,6 +131,7 @@ impl<'a> Trainer<'a> {
         }
         let mean = sum / n.max(1) as f64;
         diag.epoch_loss.push(mean);
+        diag.epoch_seconds.push(started.elapsed().as_secs_f64());
         if reg_sum > 0.0 {
             diag.epoch_regularizer.push(reg_sum / n.max(1) as f64);
         }
