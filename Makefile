@@ -1,19 +1,20 @@
 # Set-up and entry points. Every target installs what it needs on a fresh machine:
-# libtorch comes from PyPI (torch==2.13.0, the version tch 0.26 is built for) into a git-ignored .venv.
+# libtorch comes from PyPI (torch==2.11.0, the version tch 0.24 is built for, and the GPU machine's) into a git-ignored .venv.
 SHELL := /bin/bash
 VENV ?= .venv
-TORCH_VERSION := 2.13.0
+TORCH_VERSION := 2.11.0
 PYTHON ?= python3
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 CARGO ?= cargo
-HARNESS := target/release/harness
+# One build for everything: the test profile's binary (dependencies and the workspace's crates
+# optimised, see Cargo.toml). `make test` and `make quickstart` share every compiled dependency; a
+# release build would compile them all again (24 minutes on a slow 2-core machine) for runs about
+# 7 % faster (measured side by side, README).
+HARNESS := target/debug/harness
+CI_HARNESS := $(HARNESS)
 
-# The regression check uses the test build's binary (dependencies optimised, see Cargo.toml), so CI
-# compiles the workspace once; its committed baseline was made by the same build.
-CI_HARNESS := target/debug/harness
-
-.PHONY: setup build quickstart quickstart-reference power power-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: gpu-pack gpu-dry-run setup build quickstart quickstart-reference study study-reference power power-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -23,31 +24,44 @@ $(VENV)/.torch-$(TORCH_VERSION):
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy
 	@touch $@
 
-## build: release build of the harness binary
+## build: the harness binary (test profile: the build `make test` makes, so neither compiles twice)
 build: setup
-	$(CARGO) build --release --locked -p harness
+	$(CARGO) build --locked -p harness
 
-## quickstart: the main job: train every run of the quickstart sweeps (configs/quickstart.yaml, the K × τ
-## study on the views data; configs/quickstart-images.yaml, the image study) into results/ (git-ignored;
-## resumable), write their reports there, and compare them with the committed reference in reports/
-QUICKSTART_SWEEPS := quickstart quickstart-images
+## quickstart: the main job: train the quickstart sweep (configs/quickstart.yaml, the K × τ study on the
+## views data at K ∈ {2, 4}, 3 seeds) into results/quickstart/ (git-ignored; resumable), seed by seed
+## with its report rewritten after each round, then compare it with the committed reference in
+## reports/quickstart/. Takes over the records of `make study` when results/study/ holds them.
 quickstart: build
 	$(HARNESS) doctor
-	bash bench/quickstart/run.sh $(HARNESS) $(QUICKSTART_SWEEPS)
-	@for s in $(QUICKSTART_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s quickstart-reference; done
+	bash bench/quickstart/reuse.sh $(HARNESS) results/study configs/quickstart.yaml results/quickstart
+	bash bench/quickstart/run.sh $(HARNESS) quickstart
+	bash bench/quickstart/agreement.sh $(HARNESS) reports/quickstart results/quickstart quickstart-reference
 
 ## quickstart-reference: make the fresh quickstart results the committed reference (review, then commit)
 quickstart-reference: quickstart
-	$(call adopt,$(QUICKSTART_SWEEPS))
+	$(call adopt,quickstart)
+
+## study: the full study: configs/study.yaml (every variant, K ∈ {1, 2, 4, 8}, 5 seeds, both sizes) and
+## configs/study-images.yaml (the image study) into results/, their reports, and their comparison with
+## reports/study/ and reports/study-images/. Takes over the records of `make quickstart`.
+STUDY_SWEEPS := study study-images
+study: build
+	bash bench/quickstart/reuse.sh $(HARNESS) results/quickstart configs/study.yaml results/study
+	bash bench/quickstart/run.sh $(HARNESS) $(STUDY_SWEEPS)
+	@for s in $(STUDY_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s study-reference; done
+
+## study-reference: make the fresh study results the committed reference (review, then commit)
+study-reference: study
+	$(call adopt,$(STUDY_SWEEPS))
 
 ## power: the K × τ study at the seeds its power target needs (a 2-point R@1 difference detected with
 ## 80% power at the Holm level): configs/power-d64.yaml (24 seeds) and configs/power-d512.yaml
 ## (10 seeds) into results/, their reports, and their comparison with reports/power-d64/ and
-## reports/power-d512/. Takes over the records of `make quickstart`'s seeds 0–4 when results/quickstart/
-## holds them (the same runs). About 17 minutes on 2 cores from nothing, 11 after `make quickstart`.
+## reports/power-d512/. Takes over the records of `make study` and `make quickstart` (the same runs).
 POWER_SWEEPS := power-d64 power-d512
 power: build
-	@for s in $(POWER_SWEEPS); do bash bench/quickstart/reuse.sh $(HARNESS) results/quickstart configs/$$s.yaml results/$$s; done
+	@for s in $(POWER_SWEEPS); do for from in results/study results/quickstart; do bash bench/quickstart/reuse.sh $(HARNESS) $$from configs/$$s.yaml results/$$s; done; done
 	bash bench/quickstart/run.sh $(HARNESS) $(POWER_SWEEPS)
 	@for s in $(POWER_SWEEPS); do bash bench/quickstart/agreement.sh $(HARNESS) reports/$$s results/$$s power-reference; done
 
@@ -83,18 +97,26 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 ## ci-regress: run configs/ci.yaml and fail on a significant move (metrics, diagnostics) against results/baselines/ci
-ci-regress: setup
-	$(CARGO) build --locked -p harness
+ci-regress: build
 	rm -rf target/ci-results
 	$(CI_HARNESS) sweep configs/ci.yaml --results target/ci-results
 	$(CI_HARNESS) regress --baseline results/baselines/ci --current target/ci-results -o target/ci-regress.md
 
 ## ci-baseline: refresh the committed CI baseline on purpose (then review and commit results/baselines/ci)
-ci-baseline: setup
-	$(CARGO) build --locked -p harness
+ci-baseline: build
 	rm -rf results/baselines/ci
 	$(CI_HARNESS) sweep configs/ci.yaml --results results/baselines/ci
 	$(CI_HARNESS) report results/baselines/ci -o results/baselines/ci/report.md
+
+## gpu-dry-run: bench/gpu/run.sh end to end on the CPU at small sizes (the GPU script's test; needs
+## torchvision and Pillow in .venv, installed here)
+gpu-dry-run: build
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check "torchvision==0.26.*" pillow
+	PYTHON=$(VENV)/bin/python3 bash bench/gpu/run.sh --dry-run --harness $(HARNESS)
+
+## gpu-pack: the stripped binary the GPU machine's run carries, in .gpu/ (git-ignored; see bench/gpu/README.md)
+gpu-pack: build
+	mkdir -p .gpu && cp $(HARNESS) .gpu/harness && strip .gpu/harness && ls -l .gpu/harness
 
 ## bench: criterion benches
 bench: setup
@@ -105,7 +127,7 @@ bench-peers: build
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/losses.py
 
-## bench-peers-pipeline: image pipeline against torchvision + PIL (installs torchvision 0.28)
+## bench-peers-pipeline: image pipeline against torchvision + PIL (installs torchvision 0.26)
 bench-peers-pipeline: build
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/pipeline.py

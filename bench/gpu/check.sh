@@ -3,7 +3,7 @@
 # on cuda must finish; CPU and GPU metrics must agree on the same embeddings.
 # Usage: bash bench/gpu/check.sh   (after `make build`; run from the repository root)
 set -euo pipefail
-H=${HARNESS:-target/release/harness}
+H=${HARNESS:-target/debug/harness}
 OUT=${OUT:-$(mktemp -d)}
 echo "== harness doctor"
 $H doctor | tee "$OUT/doctor.txt"

@@ -87,4 +87,4 @@ def main(harness):
           f"of compute, medians {curves['power-d64'][5][0]:.2f} and {curves['power-d512'][5][0]:.2f} points.")
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "target/release/harness")
+    main(sys.argv[1] if len(sys.argv) > 1 else "target/debug/harness")

@@ -6,7 +6,7 @@
 # Usage (repository root, after `make build`): bash bench/slurm/test_slurm.sh
 set -euo pipefail
 ROOT=$(pwd)
-H=$ROOT/target/release/harness
+H=$ROOT/target/debug/harness
 WORK=${WORK:-$(mktemp -d /tmp/harness-slurm.XXXX)}
 chmod 755 "$WORK"
 echo "work folder: $WORK"

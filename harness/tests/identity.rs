@@ -115,7 +115,8 @@ fn committed_results_are_found_by_todays_sweeps() {
     for (config, results) in [
         ("configs/ci.yaml", "results/baselines/ci"),
         ("configs/quickstart.yaml", "reports/quickstart"),
-        ("configs/quickstart-images.yaml", "reports/quickstart-images"),
+        ("configs/study.yaml", "reports/study"),
+        ("configs/study-images.yaml", "reports/study-images"),
         ("configs/power-d64.yaml", "reports/power-d64"),
         ("configs/power-d512.yaml", "reports/power-d512"),
         ("configs/ablations/fresh-items.yaml", "reports/fresh-items"),
@@ -157,12 +158,31 @@ fn committed_results_are_found_by_todays_sweeps() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The power study is the quickstart's K × τ study with more seeds: every run of the quickstart at
-/// that embedding size and seed is the same run (same id, so `make power` takes its record over),
-/// and every loss variant of one is in the other.
+/// The quickstart is a part of the full study: each of its runs is one of the study's (same id, so
+/// `make quickstart` and `make study` take over each other's records), with both embedding sizes,
+/// a K axis and a τ axis.
 #[test]
-fn the_power_study_is_the_quickstart_study_with_more_seeds() {
+fn the_quickstart_is_a_part_of_the_study() {
     let quickstart = Sweep::load(&repo().join("configs/quickstart.yaml")).unwrap();
+    let study = Sweep::load(&repo().join("configs/study.yaml")).unwrap();
+    for q in &quickstart.runs {
+        assert!(study.runs.iter().any(|s| s.id == q.id), "the study lacks the quickstart's {}", q.slug);
+    }
+    assert!(quickstart.runs.len() < study.runs.len());
+    let set = |f: &dyn Fn(&harness::sweep::PlannedRun) -> Option<String>| {
+        quickstart.runs.iter().filter_map(f).collect::<std::collections::BTreeSet<String>>()
+    };
+    assert_eq!(set(&|r| Some(r.config.dim.to_string())).len(), 2, "both embedding sizes");
+    assert!(set(&|r| r.config.loss.centers_per_class().map(|k| k.to_string())).len() >= 2, "a K axis");
+    assert_eq!(set(&|r| r.config.loss.regularizer_weight().map(|t| t.to_string())).len(), 2, "a τ axis");
+}
+
+/// The power study is the full study's K × τ grid with more seeds: every run of the study at that
+/// embedding size and seed is the same run (same id, so `make power` takes its record over), and
+/// every loss variant of one is in the other.
+#[test]
+fn the_power_study_is_the_full_study_with_more_seeds() {
+    let quickstart = Sweep::load(&repo().join("configs/study.yaml")).unwrap();
     for (config, dim, seeds) in [("configs/power-d64.yaml", 64, 24), ("configs/power-d512.yaml", 512, 10)] {
         let power = Sweep::load(&repo().join(config)).unwrap();
         assert!(power.runs.iter().all(|r| r.config.dim == dim), "{config}");
@@ -173,7 +193,7 @@ fn the_power_study_is_the_quickstart_study_with_more_seeds() {
         let shared: Vec<_> = quickstart.runs.iter().filter(|r| r.config.dim == dim).collect();
         assert!(!shared.is_empty());
         for q in &shared {
-            assert!(power.runs.iter().any(|p| p.id == q.id), "{config} lacks the quickstart's {}", q.slug);
+            assert!(power.runs.iter().any(|p| p.id == q.id), "{config} lacks the study's {}", q.slug);
         }
         let variants = |runs: &[harness::sweep::PlannedRun]| {
             let mut v: Vec<String> = runs.iter().map(|r| format!("{:?}", r.config.loss)).collect();
