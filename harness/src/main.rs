@@ -97,7 +97,7 @@ fn loss_check(steps: usize, device: &str) -> Result<()> {
 /// `harness loss-check --parity`: every loss kind on the CPU against `device`, one table row each.
 fn loss_parity(device: &str, tolerance: f64) -> Result<()> {
     let device = harness::device::resolve_device(device).context("--device")?;
-    if !(tolerance > 0.0) {
+    if tolerance.is_nan() || tolerance <= 0.0 {
         bail!("--tolerance {tolerance}: expected a positive number");
     }
     println!("| loss | CPU | {device:?} | loss rel. diff | gradient rel. diff |");
@@ -107,7 +107,7 @@ fn loss_parity(device: &str, tolerance: f64) -> Result<()> {
         let p = harness::loss_check::parity(&config, device)?;
         let (l, g) = (p.loss_rel_diff(), p.grad_rel_diff);
         println!("| `{}` | {:.6} | {:.6} | {l:.2e} | {g:.2e} |", p.config, p.loss_cpu, p.loss_device);
-        if !(l <= tolerance && g <= tolerance) {
+        if l.is_nan() || g.is_nan() || l > tolerance || g > tolerance {
             failed.push(config.label());
         }
     }
