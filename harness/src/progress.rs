@@ -47,6 +47,8 @@ pub struct SweepProgress {
     run_count: (u64, u64),
     /// The run in progress: its epochs, and how many of them the sweep bar has counted.
     current: (u64, u64),
+    /// Epochs trained by this process.
+    trained: u64,
 }
 
 impl SweepProgress {
@@ -65,7 +67,7 @@ impl SweepProgress {
         if !bar.is_hidden() {
             bar.enable_steady_tick(std::time::Duration::from_millis(500));
         }
-        Self { multi, runs: bar, epochs: None, run_count: (runs, 0), current: (0, 0) }
+        Self { multi, runs: bar, epochs: None, run_count: (runs, 0), current: (0, 0), trained: 0 }
     }
 
     /// Starts the epoch bar of a run.
@@ -86,6 +88,7 @@ impl SweepProgress {
             b.inc(1);
             b.set_message(format!("loss {loss:.4}"));
         }
+        self.trained += 1;
         if self.current.1 < self.current.0 {
             self.current.1 += 1;
             self.runs.inc(1);
@@ -102,10 +105,11 @@ impl SweepProgress {
         self.current = (0, 0);
     }
 
-    /// The estimated time left, once an epoch has been counted.
+    /// The estimated time left, once this process has trained an epoch (before that, the epochs
+    /// counted are only runs skipped at once, and their rate says nothing).
     pub fn time_left(&self) -> Option<std::time::Duration> {
         let (pos, len) = (self.runs.position(), self.runs.length()?);
-        (pos > 0).then(|| self.runs.elapsed().mul_f64((len - pos.min(len)) as f64 / pos as f64))
+        (self.trained > 0).then(|| self.runs.elapsed().mul_f64((len - pos.min(len)) as f64 / pos.max(1) as f64))
     }
 
     /// Prints a line above the bars (or plainly without them).
@@ -173,5 +177,26 @@ impl SweepDisplay {
         if let Some(b) = self.bar.take() {
             b.runs.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SweepProgress;
+
+    #[test]
+    fn time_left_waits_for_a_trained_epoch_and_counts_skipped_runs_whole() {
+        let mut p = SweepProgress::new(3, 30);
+        p.start_run("a", 10);
+        p.finish_run(); // skipped: another process runs it
+        assert_eq!(p.runs.position(), 10);
+        assert!(p.time_left().is_none(), "a skip alone says nothing about the rate");
+        p.start_run("b", 10);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        p.epoch(1.0);
+        let left = p.time_left().expect("an estimate after a trained epoch");
+        assert!(left > std::time::Duration::ZERO);
+        p.finish_run();
+        assert_eq!(p.runs.position(), 20, "the run's unseen epochs are counted when it ends");
     }
 }
