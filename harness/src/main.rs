@@ -363,16 +363,14 @@ fn decode_images(list: &harness::data::ImageList, all: bool) -> Result<()> {
     if bad.len() > 50 {
         println!("undecodable  … and {} more", bad.len() - 50);
     }
-    if !bad.is_empty() && sampled {
-        bail!(
-            "{} of a sample of {} images cannot be decoded (listed above); `--decode` decodes all {total} and names every bad one; fix or remove them, or train with `on_bad_image: skip`",
-            bad.len(),
-            paths.len()
-        );
-    }
     if !bad.is_empty() {
+        let (of, whole) = if sampled {
+            ("of a sample of ", format!("; `--decode` decodes all {total} and names every bad one"))
+        } else {
+            ("of ", String::new())
+        };
         bail!(
-            "{} of {} images cannot be decoded (listed above); fix or remove them, or train with `on_bad_image: skip`",
+            "{} {of}{} images cannot be decoded (listed above){whole}; fix or remove them, or train with `on_bad_image: skip`",
             bad.len(),
             paths.len()
         );

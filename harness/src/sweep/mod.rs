@@ -254,6 +254,38 @@ pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) ->
     Ok(())
 }
 
+/// The runs of `mine` to run now (no record yet, or a failed or diverged one under
+/// `--retry-failed`), counting the others in `summary`, ordered round by round: every run of the
+/// lowest seed first, then the next seed (a stable sort, so the expansion order holds inside a
+/// round), so complete low-power reports exist early.
+fn runs_to_do<'a>(
+    mine: Vec<&'a PlannedRun>,
+    opts: &SweepOptions,
+    summary: &mut SweepSummary,
+) -> Result<Vec<&'a PlannedRun>> {
+    let recorded: std::collections::HashMap<String, RunStatus> = if opts.results.join("runs").is_dir() {
+        store::read_records(&opts.results)?.into_iter().map(|r| (r.id, r.outcome.status)).collect()
+    } else {
+        Default::default()
+    };
+    let mut todo: Vec<&PlannedRun> = mine
+        .into_iter()
+        .filter(|r| {
+            let keep = match recorded.get(&r.id) {
+                None => true,
+                Some(status) => opts.retry_failed && *status != RunStatus::Finished,
+            };
+            if !keep {
+                summary.skipped += 1;
+                summary.failed_before += usize::from(recorded.get(&r.id) == Some(&RunStatus::Failed));
+            }
+            keep
+        })
+        .collect();
+    todo.sort_by_key(|r| r.config.seed);
+    Ok(todo)
+}
+
 /// Runs the shard's runs that have no record yet; each record is written as soon as it exists.
 pub fn run_sweep(
     sweep: &Sweep,
@@ -275,29 +307,7 @@ pub fn run_sweep(
             }
         }
     }
-    let recorded: std::collections::HashMap<String, RunStatus> = if runs_dir.is_dir() {
-        store::read_records(&opts.results)?.into_iter().map(|r| (r.id, r.outcome.status)).collect()
-    } else {
-        Default::default()
-    };
-    let todo: Vec<&PlannedRun> = mine
-        .into_iter()
-        .filter(|r| {
-            let keep = match recorded.get(&r.id) {
-                None => true,
-                Some(status) => opts.retry_failed && *status != RunStatus::Finished,
-            };
-            if !keep {
-                summary.skipped += 1;
-                summary.failed_before += usize::from(recorded.get(&r.id) == Some(&RunStatus::Failed));
-            }
-            keep
-        })
-        .collect();
-    // Round by round: every run of the lowest seed first, then the next seed (a stable sort, so the
-    // expansion order holds inside a round), so complete low-power reports exist early.
-    let mut todo = todo;
-    todo.sort_by_key(|r| r.config.seed);
+    let todo = runs_to_do(mine, opts, &mut summary)?;
     let epochs = todo.iter().map(|r| u64::from(r.config.train.epochs)).sum();
     progress(SweepEvent::Planned { in_shard: summary.in_shard, skipped: summary.skipped, todo: todo.len(), epochs });
     let exec = ExecuteOptions {
