@@ -14,7 +14,7 @@ CARGO ?= cargo
 HARNESS := target/debug/harness
 CI_HARNESS := $(HARNESS)
 
-.PHONY: gpu-pack gpu-dry-run setup build quickstart quickstart-reference study study-reference power power-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: gpu-pack gpu-dry-run setup build quickstart quickstart-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
@@ -77,6 +77,18 @@ define adopt
 	  $(HARNESS) report reports/$$s -o reports/$$s/report.md || exit 1; \
 	done
 endef
+
+## tune: the fair comparison: configs/tuned.yaml (six losses on the views data at size 64, each given the
+## same TPE search on validation classes held out of the training classes, model selection with early
+## stopping, then its best and its declared setting retrained and tested once) into results/tuned/, its
+## report, and its comparison with reports/tuned/
+tune: build
+	bash bench/quickstart/run.sh $(HARNESS) tuned
+	bash bench/quickstart/agreement.sh $(HARNESS) reports/tuned results/tuned tune-reference
+
+## tune-reference: make the fresh tuned results the committed reference (review, then commit)
+tune-reference: tune
+	$(call adopt,tuned)
 
 ## plugins: the loss plug-ins of plugins/ beside built-ins (configs/plugins.yaml) into results/plugins/ and its report
 plugins: build

@@ -79,14 +79,25 @@ pub fn seeded_values(records: &[&RunRecord], metric: &str) -> Vec<(u64, f64)> {
 }
 
 /// The cell a run belongs to: `<data> d<dim> <loss label>`, e.g. `synthetic d64 SoftTriple K=4`.
+/// A protocol run's cell is its study's, with its role: `… [search]`, `… [tuned]`, `… [default]`.
 pub fn cell_key(r: &RunRecord) -> String {
-    format!("{} d{} {}", r.config.data.name(), r.config.dim, r.config.loss.label())
+    use crate::protocol::{Phase, Setting};
+    let Some(p) = &r.config.protocol else {
+        return format!("{} d{} {}", r.config.data.name(), r.config.dim, r.config.loss.label());
+    };
+    let role = match (p.phase, p.setting) {
+        (Phase::Search, _) => "search",
+        (Phase::Final, Setting::Tuned) => "tuned",
+        (Phase::Final, _) => "default",
+    };
+    format!("{} [{role}]", p.study)
 }
 
 /// Finished runs grouped by cell, cells in key order, runs in the order given.
+/// Search runs of a protocol have no test metrics and are left out.
 pub fn finished_cells(records: &[RunRecord]) -> BTreeMap<String, Vec<&RunRecord>> {
     let mut m: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.outcome.status == RunStatus::Finished) {
+    for r in records.iter().filter(|r| r.outcome.status == RunStatus::Finished && r.outcome.metrics.is_some()) {
         m.entry(cell_key(r)).or_default().push(r);
     }
     m

@@ -94,6 +94,11 @@ pub enum Command {
     ///
     /// Killing it loses nothing finished; running it again does only what is missing. A failed or
     /// diverged run is recorded and the sweep goes on (`--retry-failed` runs them again).
+    ///
+    /// A file with a `protocol:` block runs the fair comparison instead (configs/README.md): each
+    /// loss's search on validation classes, generation by generation, then its final phase on the
+    /// test split; a failed trial scores the worst value and is kept, and --report is written at
+    /// the end.
     Sweep {
         /// The sweep file (YAML).
         file: std::path::PathBuf,

@@ -107,6 +107,10 @@ pub struct RunConfig {
     /// Evaluation settings.
     #[serde(default)]
     pub eval: EvalConfig,
+    /// The run's place in a fair-comparison protocol (`None`: a plain run, trained for its epochs
+    /// and evaluated once on the test split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<crate::protocol::RunProtocol>,
 }
 
 impl RunConfig {
@@ -209,6 +213,10 @@ pub struct SweepFile {
     /// Settings per loss kind, merged last.
     #[serde(default)]
     pub loss_overrides: std::collections::BTreeMap<String, LossOverrides>,
+    /// The fair-comparison protocol (validation split, model selection, equal-budget search);
+    /// absent: every run trains for its epochs and is evaluated once on the test split.
+    #[serde(default)]
+    pub protocol: Option<serde_yaml::Value>,
 }
 
 fn default_sweep_name() -> String {
@@ -217,7 +225,7 @@ fn default_sweep_name() -> String {
 
 impl SweepFile {
     /// The keys of a sweep file, for messages.
-    pub const KEYS: [&str; 11] = [
+    pub const KEYS: [&str; 12] = [
         "name",
         "data",
         "losses",
@@ -229,6 +237,7 @@ impl SweepFile {
         "eval",
         "overrides",
         "loss_overrides",
+        "protocol",
     ];
 
     /// Reads the YAML structure; every key it does not know is returned by its path (`epochz`,

@@ -18,6 +18,7 @@ pub mod npy;
 pub mod optim;
 pub mod plot;
 pub mod progress;
+pub mod protocol;
 pub mod regress;
 pub mod report;
 pub mod rng;

@@ -391,6 +391,16 @@ fn plan(file: &std::path::Path) -> Result<()> {
         println!("| {i} | {} | {} |", r.id, r.slug);
     }
     println!("\n{} runs in sweep `{}` (fingerprint {})", sweep.runs.len(), sweep.name, sweep.fingerprint());
+    if let Some(p) = &sweep.protocol {
+        let studies = harness::sweep::search::studies(&sweep, p);
+        let (runs, epochs) = harness::sweep::budget(&studies, p);
+        println!(
+            "Under its `protocol:` block these are the declared settings and seeds of {} searches: each gets {} trials on {} fold(s) of the training classes, beside its declared setting, then its best setting and its default are trained at each seed and tested once: at most {runs} runs and {epochs} epochs (model selection stops runs early).",
+            studies.len(),
+            p.search.trials,
+            p.split.folds()
+        );
+    }
     let data = harness::sweep::data_problems(&sweep);
     if !data.is_empty() {
         bail!("{}: its runs cannot start until the data is in place:\n  {}", file.display(), data.join("\n  "));
@@ -431,6 +441,12 @@ fn sweep(
         save_embeddings,
     };
     let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if sweep.protocol.is_some() {
+        if retry_failed || allow_changed {
+            bail!("{}: --retry-failed and --allow-changed do not apply under a `protocol:` block: a failed trial is part of the search (it scores the worst value), and a changed search needs a new results folder (--results)", file.display());
+        }
+        return tune(&sweep, &source, &opts, report);
+    }
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
     let rounds = report.map(|(output, baseline)| {
         std::cell::RefCell::new(RoundReports { sweep: &sweep, results: results.clone(), output, baseline, written: 0 })
@@ -465,6 +481,33 @@ fn sweep(
             s.failed,
             s.failed_before
         );
+    }
+    Ok(())
+}
+
+/// `harness sweep` of a file with a `protocol:` block: the searches and final phases until every
+/// run is recorded, then the report. A failed or diverged trial is part of the search (it scores
+/// the worst value and is counted in the report), so it does not fail the command.
+fn tune(
+    sweep: &harness::sweep::Sweep,
+    source: &str,
+    opts: &harness::sweep::SweepOptions,
+    report: Option<(std::path::PathBuf, String)>,
+) -> Result<()> {
+    let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
+    let s = harness::sweep::run_protocol_sweep(sweep, source, opts, &|e| display.borrow_mut().show(e))?;
+    display.borrow_mut().finish();
+    tracing::info!(
+        "protocol: {} runs finished here, {} diverged, {} failed (they score the worst value); records in {}",
+        s.finished,
+        s.diverged,
+        s.failed,
+        opts.results.join("runs").display()
+    );
+    if let Some((output, baseline)) = report {
+        let records = harness::store::read_records(&opts.results)?;
+        write_report(&records, &output, &format!("Report: {}", sweep.name), &baseline)?;
+        tracing::info!("report written to {}", output.display());
     }
     Ok(())
 }

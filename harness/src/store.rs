@@ -161,7 +161,17 @@ pub fn run_id_v1(config: &RunConfig) -> String {
 
 /// A short readable name: data set, loss variant, dimension, seed.
 pub fn slug(config: &RunConfig) -> String {
-    format!("{}-{}-d{}-s{}", config.data.name(), config.loss.slug(), config.dim, config.seed)
+    let base = format!("{}-{}-d{}-s{}", config.data.name(), config.loss.slug(), config.dim, config.seed);
+    let Some(p) = &config.protocol else { return base };
+    use crate::protocol::{Phase, Setting};
+    let phase = match (p.phase, p.setting, p.trial) {
+        (Phase::Search, Setting::Trial, Some(t)) => format!("trial{t}"),
+        (Phase::Search, ..) => "search-default".into(),
+        (Phase::Final, Setting::Tuned, _) => "final-tuned".into(),
+        (Phase::Final, ..) => "final-default".into(),
+    };
+    let fold = p.fold.map_or("all".into(), |f| format!("fold{f}"));
+    format!("{base}-{phase}-{fold}")
 }
 
 /// File name of a run's record inside a results folder.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// (module, layer); lower layers know nothing of higher ones.
-const LAYERS: [(&str, u8); 26] = [
+const LAYERS: [(&str, u8); 27] = [
     // Foundations: no knowledge of runs.
     ("build_info", 0),
     ("rng", 0),
@@ -20,6 +20,8 @@ const LAYERS: [(&str, u8); 26] = [
     ("optim", 1),
     ("eval", 1),
     ("loss_check", 1),
+    // The fair-comparison protocol's settings (read by config, train and sweep).
+    ("protocol", 1),
     // A run, resolved.
     ("config", 2),
     // Running it.

@@ -182,6 +182,11 @@ pub(super) fn convergence_caveat(rows: &[&Row]) -> String {
     if falling.is_empty() {
         return String::new();
     }
+    // Under a protocol, training length is what model selection on the validation classes chose:
+    // a stated stopping rule. The training-loss trend stays a diagnostic (the Convergence table).
+    if rows.iter().all(|r| r.records.iter().all(|x| x.config.protocol.is_some())) {
+        return format!("; training stopped where model selection on the validation classes put it (the training loss was still falling for {}: see Convergence)", falling.join(", "));
+    }
     format!(
         "; {NOT_CONVERGED}: the training loss was still falling over the last fifth of training ({}), so it holds at this training length",
         falling.join(", ")

@@ -3,6 +3,7 @@
 //! beside ours, bold only where the best is significantly best, paired comparisons against a
 //! baseline variant, the K and regularizer ablations, and a plain verdict on the paper's claim.
 mod calibration;
+mod tuned;
 
 pub use calibration::still_falling;
 
@@ -108,16 +109,29 @@ pub fn render(records: &[RunRecord], opts: &ReportOptions) -> String {
     render_with_plots(records, opts).0
 }
 
-/// Builds the report and the K-sweep charts it links to.
+/// Builds the report and the K-sweep charts it links to (a sweep run under a protocol: the
+/// search, the default-against-tuned comparison and the fairness card first, see [`tuned`]).
 pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String, Vec<Plot>) {
+    if records.iter().any(|r| r.config.protocol.is_some()) {
+        return tuned::render(records, opts);
+    }
     let mut plots = vec![];
-    let paper: serde_yaml::Value = serde_yaml::from_str(PAPER_NUMBERS).expect("paper numbers parse");
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", opts.title);
     provenance(&mut s, records);
     let finished: Vec<&RunRecord> = records.iter().filter(|r| r.outcome.status == RunStatus::Finished).collect();
+    let verdicts = tables(&mut s, &finished, opts, &mut plots);
+    unfinished(&mut s, records);
+    verdict_section(&mut s, &verdicts, &opts.baseline);
+    (s, plots)
+}
+
+/// One table per data set × embedding size of `finished` with its comparisons, ablations, charts
+/// and convergence; returns the verdict lines.
+fn tables(s: &mut String, finished: &[&RunRecord], opts: &ReportOptions, plots: &mut Vec<Plot>) -> Vec<String> {
+    let paper: serde_yaml::Value = serde_yaml::from_str(PAPER_NUMBERS).expect("paper numbers parse");
     let mut tables: BTreeMap<(String, i64), Vec<&RunRecord>> = BTreeMap::new();
-    for r in &finished {
+    for r in finished {
         tables.entry((r.config.data.name().to_string(), r.config.dim)).or_default().push(r);
     }
     let mut verdicts = vec![];
@@ -135,7 +149,7 @@ pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String
         let metrics: Vec<String> = metric_values(recs[0]).into_iter().map(|(k, _)| k).filter(|k| k != "RP").collect();
         let _ = writeln!(s, "## {data}, embedding size {dim}\n");
         let settings: BTreeSet<String> = recs.iter().map(|r| setting_key(r)).collect();
-        if settings.len() > 1 {
+        if settings.len() > 1 && recs.iter().all(|r| r.config.protocol.is_none()) {
             let _ = writeln!(s, "> **Note:** the runs in this table differ in more than the loss ({} distinct data/model/train/eval settings); differences between rows are not the loss's alone.\n", settings.len());
         }
         let table = metric_table(&rows, &metrics, &paper, data, *dim);
@@ -146,18 +160,16 @@ pub fn render_with_plots(records: &[RunRecord], opts: &ReportOptions) -> (String
             ""
         };
         let _ = writeln!(s, "Values in %, mean ± half-width of the 95% Student-t interval over seeds; **bold**: best in its column and better than every other row with Holm-adjusted paired t-test p < {ALPHA}.{paper_note}\n");
-        calibration::calibration(&mut s, &rows, opts.floors.get(&(data.clone(), *dim)));
-        if let Some(v) = comparisons(&mut s, &rows, &opts.baseline) {
+        calibration::calibration(s, &rows, opts.floors.get(&(data.clone(), *dim)));
+        if let Some(v) = comparisons(s, &rows, &opts.baseline) {
             verdicts.extend(v.into_iter().map(|v| format!("- {data}, dim {dim}: {v}")));
         }
         let true_views = recs[0].config.data.views_per_class();
-        ablation(&mut s, &rows, true_views);
-        plots.extend(k_charts(&mut s, &rows, data, *dim, &opts.plot_stem, true_views));
-        calibration::convergence(&mut s, &rows);
+        ablation(s, &rows, true_views);
+        plots.extend(k_charts(s, &rows, data, *dim, &opts.plot_stem, true_views));
+        calibration::convergence(s, &rows);
     }
-    unfinished(&mut s, records);
-    verdict_section(&mut s, &verdicts, &opts.baseline);
-    (s, plots)
+    verdicts
 }
 
 /// The charts against K of one table (R@1, NMI, effective centres beside the data's true M), each
@@ -337,6 +349,12 @@ fn provenance(s: &mut String, records: &[RunRecord]) {
             &records.iter().map(|r| r.id.clone()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>(),
         ),
     ]);
+    let protocol = if records.iter().any(|r| r.config.protocol.is_some()) {
+        "fair comparison: a validation split of the training classes, model selection on it and an equal-budget search per loss; the test split read by the final phase alone (section Protocol)"
+    } else {
+        "none: every run trains for its set epochs at the settings written and is evaluated once on the test split (no validation split, no search; `make tune` runs the fair protocol)"
+    };
+    b.push_record(["protocol".to_string(), protocol.to_string()]);
     b.push_record(["compute".to_string(), format!("{:.0} s of training and evaluation in total", train_s)]);
     if let Some(wall) = wall_seconds(records) {
         b.push_record([

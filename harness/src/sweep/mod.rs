@@ -2,6 +2,10 @@
 //! shared settings, expanded into resolved runs in a fixed order; running the runs that have no
 //! record yet, sharded, resumable, recording failures and going on.
 mod plan;
+pub mod search;
+mod tune;
+
+pub use tune::{budget, run_protocol_sweep};
 
 use crate::config::{RunConfig, SweepFile};
 use crate::execute::{execute_run, ExecuteOptions, Executed};
@@ -19,8 +23,10 @@ const MAX_PROBLEMS_SHOWN: usize = 50;
 pub struct Sweep {
     /// The sweep's name (default results folder `results/<name>`).
     pub name: String,
-    /// Every run, in expansion order.
+    /// Every run, in expansion order (under a protocol: the settings and seeds of the final phase).
     pub runs: Vec<PlannedRun>,
+    /// The fair-comparison protocol, when the file has a `protocol:` block.
+    pub protocol: Option<crate::protocol::ProtocolConfig>,
 }
 
 /// One expanded cell with its identity.
@@ -74,6 +80,14 @@ impl Sweep {
                 r.slug
             ));
         }
+        let protocol = file.protocol.as_ref().and_then(|v| {
+            serde_yaml::from_value::<crate::protocol::ProtocolConfig>(v.clone())
+                .map_err(|e| problems.push(format!("`protocol`: {e}")))
+                .ok()
+        });
+        if let Some(p) = &protocol {
+            problems.extend(search::problems(&runs, p));
+        }
         let mut seen_problems = std::collections::BTreeSet::new();
         problems.retain(|p| seen_problems.insert(p.clone()));
         if !problems.is_empty() {
@@ -82,7 +96,7 @@ impl Sweep {
             let tail = if more > 0 { format!("\n  … and {more} more") } else { String::new() };
             bail!("{} problem(s):\n  {}{tail}", problems.len(), problems[..shown].join("\n  "));
         }
-        Ok(Self { name, runs })
+        Ok(Self { name, runs, protocol })
     }
 
     /// A fingerprint of the expanded sweep (the ordered run ids).

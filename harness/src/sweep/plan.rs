@@ -222,6 +222,7 @@ pub(super) fn expand(file: &SweepFile, axes: &Axes, p: &mut Vec<String>) -> Vec<
                             seed,
                             train: train.clone(),
                             eval: eval.clone(),
+                            protocol: None,
                         };
                         runs.push(PlannedRun { id: store::run_id(&config), slug: store::slug(&config), config });
                     }

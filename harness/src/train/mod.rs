@@ -2,6 +2,7 @@
 //! selection) → an outcome for the record. Checkpoints at the end of each epoch let a killed run
 //! resume exactly where it stopped.
 mod floor;
+mod selection;
 mod splits;
 mod trainer;
 
@@ -9,6 +10,7 @@ pub use crate::config::{LearningRates, RunConfig, TrainConfig};
 use crate::eval::{evaluate, EvalReport};
 use anyhow::{Context, Result};
 pub use floor::{floor, Floor};
+pub use selection::{SelectionOutcome, StopReason};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,6 +63,10 @@ pub struct Diagnostics {
     /// Wall seconds of each epoch this process trained (empty in records older than the field).
     #[serde(default)]
     pub epoch_seconds: Vec<f64>,
+    /// `(epoch from 1, validation metric in %)` at each evaluation of model selection (protocol
+    /// runs; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation_curve: Vec<(u32, f64)>,
 }
 
 /// What a run produced.
@@ -82,6 +88,9 @@ pub struct RunOutcome {
     pub device: String,
     /// Error message of a failed run.
     pub error: Option<String>,
+    /// Model selection on the validation split (protocol runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionOutcome>,
 }
 
 impl RunOutcome {
@@ -96,6 +105,7 @@ impl RunOutcome {
             split_fingerprint: String::new(),
             device: device.into(),
             error: Some(error.into()),
+            selection: None,
         }
     }
 }
@@ -146,6 +156,9 @@ pub fn run_with(
     if t.batch_size < 2 {
         anyhow::bail!("train.batch_size must be at least 2, got {}", t.batch_size);
     }
+    if let Some(p) = &config.protocol {
+        return selection::run_protocol(config, p, device, checkpoint, progress);
+    }
     let data =
         splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;
     let test_size = data.test.len();
@@ -193,6 +206,7 @@ pub fn run_with(
         split_fingerprint: data.fingerprint.clone(),
         device: format!("{device:?}"),
         error: None,
+        selection: None,
     };
     if status == RunStatus::Diverged {
         return Ok(outcome);

@@ -15,8 +15,9 @@ pub(super) enum Split {
     Memory { x: Tensor, y: Tensor },
     /// Image files decoded and transformed batch by batch.
     Images(Arc<ImageSource>),
-    /// `views` training items drawn anew every epoch (`fresh_train_items`), with their labels.
-    Fresh { config: crate::data::views::ViewsConfig, y: Tensor },
+    /// `views` training items drawn anew every epoch (`fresh_train_items`), with their labels;
+    /// `rows` keeps only those rows of each epoch's draw (a class subset), `None` all of them.
+    Fresh { config: crate::data::views::ViewsConfig, y: Tensor, rows: Option<Tensor> },
 }
 
 /// A batch for one step: inputs, labels, and how many images of it were skipped as unreadable.
@@ -43,6 +44,35 @@ impl Split {
         }
     }
 
+    /// The items of the classes at `positions` of the sorted label list (labels 0..C), relabelled
+    /// 0..positions.len() in that order, and their count of classes: a class-disjoint part of a split.
+    pub fn classes(&self, positions: &[usize]) -> Result<Split> {
+        let labels = self.labels();
+        let mut new_label = std::collections::HashMap::new();
+        let mut keep: Vec<usize> = positions.to_vec();
+        keep.sort_unstable();
+        for (j, &c) in keep.iter().enumerate() {
+            new_label.insert(c as i64, j as i64);
+        }
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| new_label.contains_key(&labels[i])).collect();
+        let y: Vec<i64> = rows.iter().map(|&i| new_label[&labels[i]]).collect();
+        let idx = Tensor::from_slice(&rows.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        Ok(match self {
+            Split::Memory { x, .. } => Split::Memory { x: x.index_select(0, &idx), y: Tensor::from_slice(&y) },
+            Split::Fresh { config, rows: old, .. } => {
+                let rows = old.as_ref().map_or(idx.shallow_clone(), |o| o.index_select(0, &idx));
+                Split::Fresh { config: config.clone(), y: Tensor::from_slice(&y), rows: Some(rows) }
+            }
+            Split::Images(src) => Split::Images(Arc::new(ImageSource {
+                paths: rows.iter().map(|&i| src.paths[i].clone()).collect(),
+                labels: y,
+                transform: src.transform.clone(),
+                train: src.train,
+                on_bad_image: src.on_bad_image,
+            })),
+        })
+    }
+
     /// The batches of one epoch, in order, whatever the split holds.
     pub fn batches<'a>(
         &'a self,
@@ -53,8 +83,10 @@ impl Split {
     ) -> Box<dyn Iterator<Item = Result<TrainBatch>> + 'a> {
         match self {
             Split::Memory { x, y } => memory_batches(x.shallow_clone(), y, batches),
-            Split::Fresh { config, y } => {
-                memory_batches(crate::data::views::generate_epoch(config, epoch).x, y, batches)
+            Split::Fresh { config, y, rows } => {
+                let x = crate::data::views::generate_epoch(config, epoch).x;
+                let x = rows.as_ref().map_or(x.shallow_clone(), |r| x.index_select(0, r));
+                memory_batches(x, y, batches)
             }
             Split::Images(src) => {
                 Box::new(BatchStream::start(src.clone(), batches, workers, 2, seed, epoch).map(|b| {
@@ -88,6 +120,74 @@ pub(super) struct LoadedData {
     pub fingerprint: String,
 }
 
+/// A data set's training split alone, with its class count, input size and a fingerprint of its
+/// settings and items: the only data the search phase of a protocol can reach (nothing of the test
+/// split is generated, read or decoded here).
+pub(super) fn load_train(cfg: &DatasetConfig, train: &TrainConfig) -> Result<(Split, i64, Option<i64>, String)> {
+    fn settings<S: serde::Serialize>(kind: &str, s: &S) -> String {
+        let text = serde_json::to_string(s).unwrap_or_default();
+        format!("{kind}-train-{}", crate::data::fingerprint_lines(&[text]))
+    }
+    Ok(match cfg {
+        DatasetConfig::Synthetic(s) => {
+            let a = synthetic::generate(s, false);
+            (Split::Memory { x: a.images, y: a.labels }, s.classes, None, settings("synthetic", s))
+        }
+        DatasetConfig::Parts(c) => {
+            let a = crate::data::parts::generate(c, false);
+            (Split::Memory { x: a.images, y: a.labels }, c.classes, None, settings("parts", c))
+        }
+        DatasetConfig::Views(v) => {
+            let a = crate::data::views::generate(v, false);
+            let split = if v.fresh_train_items {
+                Split::Fresh { config: v.clone(), y: a.labels, rows: None }
+            } else {
+                Split::Memory { x: a.x, y: a.labels }
+            };
+            (split, v.classes, Some(v.input_dim), settings("views", v))
+        }
+        DatasetConfig::Features(f) => {
+            let xs = crate::npy::read_embeddings(&f.train_features)?;
+            let items: Vec<ImageItem> = Vec::<i64>::try_from(&crate::npy::read_labels(&f.train_labels)?)?
+                .into_iter()
+                .map(|c| ImageItem { path: PathBuf::new(), class: c })
+                .collect();
+            if xs.size()[0] != items.len() as i64 {
+                bail!(
+                    "{} has {} rows but {} has {} labels",
+                    f.train_features.display(),
+                    xs.size()[0],
+                    f.train_labels.display(),
+                    items.len()
+                );
+            }
+            let y = reindex(&items);
+            let classes = y.iter().max().map_or(0, |m| m + 1);
+            let (input, hash) = (xs.size()[1], sha2_hex(&xs));
+            (
+                Split::Memory { x: xs, y: Tensor::from_slice(&y) },
+                classes,
+                Some(input),
+                format!("features-train-{}", &hash[..16]),
+            )
+        }
+        DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
+            let list = cfg.image_list().context("an image data set lists its images")??;
+            let lines: Vec<String> =
+                list.train.iter().map(|i| format!("train\t{}\t{}", i.path.display(), i.class)).collect();
+            let source = ImageSource {
+                paths: list.train.iter().map(|i| list.root.join(&i.path)).collect(),
+                labels: reindex(&list.train),
+                transform: train.transform.clone(),
+                train: true,
+                on_bad_image: train.on_bad_image,
+            };
+            let classes = crate::data::class_count(&list.train) as i64;
+            (Split::Images(Arc::new(source)), classes, None, crate::data::fingerprint_lines(&lines))
+        }
+    })
+}
+
 /// Loads (or generates) the data set of a run.
 pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<LoadedData> {
     match cfg {
@@ -118,7 +218,7 @@ pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<Load
             let y = a.labels.shallow_clone();
             let mut data = generated("views", v, (a.x, a.labels), (b.x, b.labels), v.classes, Some(v.input_dim))?;
             if v.fresh_train_items {
-                data.train = Split::Fresh { config: v.clone(), y };
+                data.train = Split::Fresh { config: v.clone(), y, rows: None };
             }
             Ok(data)
         }

@@ -20,6 +20,9 @@ pub(super) struct Trainer<'a> {
     pub model: EmbeddingModel,
     pub loss: Box<dyn MetricLoss>,
     opt: Optimizer,
+    /// A copy of every variable at the best validation epoch so far (model selection), saved with
+    /// the checkpoint so a resumed run keeps it.
+    pub best: Option<Vec<(String, Tensor)>>,
 }
 
 /// How an epoch ended.
@@ -60,7 +63,26 @@ impl<'a> Trainer<'a> {
             .collect();
         groups.retain(|g| !g.params.is_empty());
         let opt = Optimizer::new(t.optimizer.clone(), groups);
-        Ok(Self { config, device, vs, model, loss, opt })
+        Ok(Self { config, device, vs, model, loss, opt, best: None })
+    }
+
+    /// Remembers the variables as they are now as the best so far.
+    pub fn keep_best(&mut self) {
+        let mut vars: Vec<(String, Tensor)> =
+            self.vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        self.best = Some(vars);
+    }
+
+    /// Puts the best variables kept by [`Trainer::keep_best`] back (nothing when none was kept).
+    pub fn restore_best(&mut self) {
+        let Some(best) = &self.best else { return };
+        let best: std::collections::HashMap<&str, &Tensor> = best.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        for (k, mut v) in self.vs.variables() {
+            if let Some(b) = best.get(k.as_str()) {
+                tch::no_grad(|| v.copy_(b));
+            }
+        }
     }
 
     fn train_config(&self) -> &TrainConfig {
@@ -147,6 +169,9 @@ impl<'a> Trainer<'a> {
             self.vs.variables().into_iter().map(|(k, v)| (format!("var.{k}"), v)).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         named.extend(self.opt.state());
+        for (k, v) in self.best.iter().flatten() {
+            named.push((format!("best.{k}"), v.shallow_clone()));
+        }
         let meta = CheckpointMeta { config_hash: plan.config_hash.clone(), epoch, diagnostics: diag.clone() };
         named.push(("meta.json".into(), Tensor::from_slice(&serde_json::to_vec(&meta)?)));
         // libtorch serialises into memory and our writer puts it on disk: a full disk is then an
@@ -190,6 +215,12 @@ impl<'a> Trainer<'a> {
             tch::no_grad(|| v.copy_(saved));
         }
         self.opt.load_state(&named).map_err(anyhow::Error::msg)?;
+        let mut best: Vec<(String, Tensor)> = named
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("best.").map(|k| (k.to_string(), v.shallow_clone())))
+            .collect();
+        best.sort_by(|a, b| a.0.cmp(&b.0));
+        self.best = (!best.is_empty()).then_some(best);
         Ok(Some((meta.epoch, meta.diagnostics)))
     }
 }

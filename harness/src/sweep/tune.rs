@@ -1,0 +1,136 @@
+//! Running a sweep under its `protocol:` block: every study's search, generation by generation,
+//! then its final phase, planned afresh from the records before each batch of runs. Several
+//! processes (shards, Slurm array tasks) share one results folder: each run is locked while it
+//! executes, so no trial runs twice, and a process whose next generation waits on another's runs
+//! polls until they are recorded (or their lock is free again: a killed process's run is taken over).
+use super::search::{self, SearchState};
+use super::{PlannedRun, Sweep};
+use super::{SweepEvent, SweepOptions, SweepSummary};
+use crate::execute::{execute_run, ExecuteOptions, Executed};
+use crate::protocol::ProtocolConfig;
+use crate::store::{self, RunRecord};
+use crate::train::RunStatus;
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long a process waits before looking again when every run it could start is another's.
+const POLL: Duration = Duration::from_millis(1500);
+
+/// What `sweep.json` holds of a protocol: the block as resolved, and the studies it searches.
+fn protocol_lock(sweep: &Sweep, p: &ProtocolConfig, studies: &[search::Study]) -> serde_json::Value {
+    let keys: Vec<&str> = studies.iter().map(|s| s.key.as_str()).collect();
+    let base: Vec<serde_json::Value> = studies.iter().map(|s| store::identity_json(&s.base)).collect();
+    serde_json::json!({"name": sweep.name, "settings": p, "studies": keys, "declared": base})
+}
+
+/// Writes the folder's `sweep.json` or checks that the search it holds is this one.
+fn check_folder(sweep: &Sweep, source: &str, opts: &SweepOptions, lock: serde_json::Value) -> Result<()> {
+    let path = opts.results.join("sweep.json");
+    if path.is_file() {
+        let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("{}: not a sweep lock file", path.display()))?;
+        return search::check_unchanged(&old["protocol"], &lock, &opts.results);
+    }
+    let ids: Vec<&str> = sweep.runs.iter().map(|r| r.id.as_str()).collect();
+    let body = serde_json::json!({"schema_version": store::RECORD_SCHEMA, "name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source, "protocol": lock});
+    crate::fsio::write_atomic(&path, serde_json::to_string_pretty(&body)?.as_bytes())?;
+    Ok(())
+}
+
+/// Every study's state from the records now.
+pub fn states(studies: &[search::Study], p: &ProtocolConfig, records: &[RunRecord]) -> Result<Vec<SearchState>> {
+    let recorded: HashMap<String, &RunRecord> = records.iter().map(|r| (r.id.clone(), r)).collect();
+    studies.iter().map(|s| search::search_state(s, p, &recorded)).collect()
+}
+
+fn read(results: &std::path::Path) -> Result<Vec<RunRecord>> {
+    if results.join("runs").is_dir() {
+        store::read_records(results)
+    } else {
+        Ok(vec![])
+    }
+}
+
+/// The protocol's upper bound of runs and epochs (every trial and final run at its maximum).
+pub fn budget(studies: &[search::Study], p: &ProtocolConfig) -> (usize, u64) {
+    let folds = p.split.folds() as usize;
+    let per_final = match p.split {
+        crate::protocol::SplitConfig::Holdout { .. } => 1,
+        crate::protocol::SplitConfig::Folds { k } => k as usize,
+    };
+    let runs: Vec<(usize, u32)> = studies
+        .iter()
+        .map(|s| (folds * (p.search.trials as usize + 1) + 2 * s.seeds.len() * per_final, s.base.train.epochs))
+        .collect();
+    (runs.iter().map(|r| r.0).sum(), runs.iter().map(|&(n, e)| n as u64 * u64::from(e)).sum())
+}
+
+/// Runs the protocol's searches and final phases until every run is recorded.
+pub fn run_protocol_sweep(
+    sweep: &Sweep,
+    source: &str,
+    opts: &SweepOptions,
+    progress: &dyn Fn(SweepEvent),
+) -> Result<SweepSummary> {
+    let p = sweep.protocol.as_ref().context("the sweep has no protocol")?;
+    let studies = search::studies(sweep, p);
+    check_folder(sweep, source, opts, protocol_lock(sweep, p, &studies))?;
+    let (runs, epochs) = budget(&studies, p);
+    let before = read(&opts.results)?.len();
+    let mut summary = SweepSummary { in_shard: runs, skipped: before, ..Default::default() };
+    progress(SweepEvent::Planned { in_shard: runs, skipped: before, todo: runs.saturating_sub(before), epochs });
+    let exec =
+        ExecuteOptions { save_embeddings: opts.save_embeddings, shard: Some(opts.shard), replace_unfinished: false };
+    loop {
+        let records = read(&opts.results)?;
+        let recorded: HashMap<String, &RunRecord> = records.iter().map(|r| (r.id.clone(), r)).collect();
+        let all = states(&studies, p, &records)?;
+        let mut todo: Vec<&PlannedRun> = all.iter().flat_map(|s| s.runnable(&recorded)).collect();
+        if todo.is_empty() {
+            break;
+        }
+        // Shards start at different places of the list, so they rarely reach for the same run.
+        let (i, n) = opts.shard;
+        let at = todo.len() * i / n.max(1);
+        todo.rotate_left(at);
+        let mut ran = 0;
+        for run in todo {
+            let mut config = run.config.clone();
+            if let Some(d) = &opts.device {
+                config.train.device = d.clone();
+            }
+            progress(SweepEvent::RunStarted {
+                slug: run.slug.clone(),
+                id: run.id.clone(),
+                epochs: config.train.epochs,
+            });
+            match execute_run(&config, &opts.results, &exec, &|e| progress(SweepEvent::Run(e)))? {
+                Executed::Ran(record, _) => {
+                    ran += 1;
+                    let status = record.outcome.status;
+                    match status {
+                        RunStatus::Finished => summary.finished += 1,
+                        RunStatus::Diverged => summary.diverged += 1,
+                        RunStatus::Failed => summary.failed += 1,
+                    }
+                    progress(SweepEvent::RunFinished { slug: run.slug.clone(), status, error: record.outcome.error });
+                }
+                Executed::Busy => {
+                    summary.busy += 1;
+                    progress(SweepEvent::RunSkipped { slug: run.slug.clone(), why: "another process is running it" });
+                }
+                Executed::AlreadyRecorded(..) => {
+                    progress(SweepEvent::RunSkipped {
+                        slug: run.slug.clone(),
+                        why: "another process recorded it meanwhile",
+                    });
+                }
+            }
+        }
+        if ran == 0 {
+            std::thread::sleep(POLL);
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,241 @@
+//! The fair-comparison protocol end to end: its bad inputs, the test split out of reach of the
+//! search phase, a search killed and resumed against an uninterrupted one, and its report.
+mod common;
+
+use harness::store::RunRecord;
+use harness::sweep::Sweep;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A small search: two losses, 6 TPE trials each in generations of 2, a holdout split, 2 seeds.
+const SWEEP: &str = r#"
+name: tiny-tune
+data:
+  - {kind: views, classes: 12, views_per_class: 2, items_per_view: 4, input_dim: 16, map_hidden: 32, latent_dim: 4, nuisance_dim: 4}
+losses:
+  - {kind: softmax_norm}
+  - {kind: soft_triple, centers_per_class: 2}
+dims: [16]
+seeds: [0, 1]
+model: {backbone: {kind: mlp, hidden: [32]}}
+train: {device: cpu, epochs: 8, batch_size: 16, sampler: {kind: class_balanced, m: 4}, lr: {backbone: 0.003, head: 0.003}, lr_step_epochs: null}
+eval: {recall_at: [1, 2], kmeans_restarts: 1}
+protocol:
+  split: {kind: holdout, validation_fraction: 0.5}
+  selection: {metric: MAP@R, every: 2, patience: 2}
+  search: {sampler: tpe, trials: 6, generation: 2, seed: 3}
+  spaces:
+    softmax_norm:
+      la: {low: 5, high: 40}
+      lr.centers: {low: 0.001, high: 0.1, log: true}
+    soft_triple:
+      la: {low: 5, high: 40}
+      gamma: {low: 0.02, high: 0.5, log: true}
+"#;
+
+fn errors_of(yaml: &str) -> String {
+    format!("{:#}", Sweep::parse(yaml).expect_err("the sweep must be refused"))
+}
+
+#[test]
+fn bad_protocol_input_is_refused_before_any_run_naming_the_key() {
+    let with = |from: &str, to: &str| {
+        assert!(SWEEP.contains(from), "{from}");
+        SWEEP.replacen(from, to, 1)
+    };
+    let cases = [
+        (
+            with(
+                "      la: {low: 5, high: 40}\n      lr.centers",
+                "      lambda: {low: 5, high: 40}\n      lr.centers",
+            ),
+            vec!["`protocol.spaces.softmax_norm.lambda`", "expected one of la, margin"],
+        ),
+        (
+            with("gamma: {low: 0.02, high: 0.5, log: true}", "gamma: {low: 0.5, high: 0.5}"),
+            vec!["`protocol.spaces.soft_triple.gamma`", "below high"],
+        ),
+        (
+            with("gamma: {low: 0.02, high: 0.5, log: true}", "gamma: {low: 0, high: 0.5, log: true}"),
+            vec!["log range", "above 0"],
+        ),
+        (with("trials: 6", "trials: 0"), vec!["`protocol.search.trials`", "at least 1"]),
+        (with("patience: 2", "patience: 4"), vec!["`protocol.selection.patience`", "`train.epochs` 8"]),
+        (with("classes: 12", "classes: 3"), vec!["`protocol.split`", "at least 2"]),
+        (
+            with(
+                "    soft_triple:\n      la",
+                "    proxy_nca:\n      scale: {low: 1, high: 3}\n    soft_triple:\n      la",
+            ),
+            vec!["`protocol.spaces.proxy_nca`", "no loss of that kind"],
+        ),
+        (with("patience: 2", "pateince: 2"), vec!["`protocol`", "pateince", "patience"]),
+    ];
+    for (yaml, needles) in cases {
+        let e = errors_of(&yaml);
+        for n in needles {
+            assert!(e.contains(n), "expected {n:?} in: {e}");
+        }
+    }
+    assert!(Sweep::parse(SWEEP).is_ok());
+}
+
+fn sweep_cmd(file: &Path, results: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
+    c.arg("sweep").arg(file).arg("--results").arg(results).env("OMP_NUM_THREADS", "1");
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+/// (slug, the protocol part, the validation curve and test metrics as JSON) of every record.
+fn outcomes(results: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = harness::store::read_records(results)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let what = (&r.config.protocol, &r.outcome.selection.as_ref().map(|s| &s.curve), &r.outcome.metrics);
+            (r.slug.clone(), serde_json::to_string(&what).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn records(results: &Path) -> Vec<RunRecord> {
+    harness::store::read_records(results).unwrap()
+}
+
+#[test]
+fn a_killed_search_resumes_to_the_same_trials_and_best_setting() {
+    let dir = common::scratch("protocol", "resume");
+    let file = dir.join("tune.yaml");
+    std::fs::write(&file, SWEEP).unwrap();
+    let clean = dir.join("clean");
+    assert!(sweep_cmd(&file, &clean).status().unwrap().success());
+    let done = records(&clean);
+    // 2 studies × (1 default + 6 trials) search runs + 2 settings × 2 seeds final runs.
+    assert_eq!(done.len(), 2 * 7 + 2 * 4, "{:?}", done.iter().map(|r| &r.slug).collect::<Vec<_>>());
+
+    // Kill the search three times, each time after a few more records exist, then let it finish.
+    let killed = dir.join("killed");
+    for stop_at in [3, 8, 13] {
+        let mut child = sweep_cmd(&file, &killed).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while killed.join("runs").read_dir().map_or(0, |d| d.count()) < stop_at && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(records(&killed).len() < done.len(), "the kills came too late to interrupt the search");
+    assert!(sweep_cmd(&file, &killed).status().unwrap().success());
+    assert_eq!(
+        outcomes(&killed),
+        outcomes(&clean),
+        "the resumed search asked other trials or trained them differently"
+    );
+
+    // Two processes sharing one folder run no trial twice and end at the same records.
+    let shared = dir.join("shared");
+    let mut a = sweep_cmd(&file, &shared).spawn().unwrap();
+    let mut b = sweep_cmd(&file, &shared).spawn().unwrap();
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    assert_eq!(outcomes(&shared), outcomes(&clean));
+
+    // The report has every section, and a changed space is refused with the difference named.
+    let out = dir.join("report.md");
+    let st =
+        Command::new(env!("CARGO_BIN_EXE_harness")).arg("report").arg(&clean).arg("-o").arg(&out).status().unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    for heading in [
+        "## Protocol",
+        "## views d16 SoftTriple K=2",
+        "Budget spent: 6 of 6 trials",
+        "## Best so far against trials",
+        "## Default against tuned",
+        "## Fairness card",
+        "# The tuned settings on the test split",
+        "## Verdict",
+    ] {
+        assert!(text.contains(heading), "the report lacks {heading:?}:\n{text}");
+    }
+    assert!(dir.join("report-best-so-far-views-d16.svg").is_file());
+    std::fs::write(&file, SWEEP.replace("la: {low: 5, high: 40}\n      gamma", "la: {low: 5, high: 30}\n      gamma"))
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("sweep")
+        .arg(&file)
+        .arg("--results")
+        .arg(&clean)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("spaces.soft_triple.la.high") && err.contains("was 40"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes a PNG of `size`² pixels whose colour depends on `class` and `i`.
+fn png(path: &Path, class: u8, i: u8) {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([class * 40, (x as u8) * 8 + i, (y as u8) * 8]));
+    img.save(path).unwrap();
+}
+
+#[test]
+fn the_search_phase_never_reads_the_test_split() {
+    // An image folder whose test classes (the second half of the sorted class folders) hold files
+    // that are not images: any code that decodes a test item fails on them.
+    let dir = common::scratch("protocol", "no-test");
+    for c in 0..8u8 {
+        let class = dir.join(format!("c{c}"));
+        std::fs::create_dir_all(&class).unwrap();
+        for i in 0..4u8 {
+            let p = class.join(format!("im{i}.png"));
+            if c < 4 {
+                png(&p, c, i);
+            } else {
+                std::fs::write(&p, b"not an image").unwrap();
+            }
+        }
+    }
+    let yaml = format!(
+        r#"
+data: {{kind: folder, root: {root}}}
+model: {{backbone: {{kind: small_cnn, channels: [8]}}}}
+loss: {{kind: softmax_norm}}
+dim: 8
+seed: 0
+train: {{device: cpu, epochs: 2, batch_size: 4, sampler: {{kind: class_balanced, m: 2}}, workers: 1, transform: {{size: 16, resize: 20}}}}
+eval: {{recall_at: [1], nmi: false}}
+protocol:
+  study: folder d8 Softmax_norm
+  phase: search
+  setting: default
+  split: {{kind: holdout, validation_fraction: 0.5}}
+  fold: 0
+  selection: {{metric: MAP@R, every: 1, patience: 1}}
+  search: {{sampler: random, trials: 1}}
+  space: {{}}
+  params: {{}}
+"#,
+        root = dir.display()
+    );
+    let search: harness::train::RunConfig = serde_yaml::from_str(&yaml).unwrap();
+    let out = harness::train::run(&search, None, &|_| {}).expect("the search phase runs without the test split");
+    let sel = out.selection.expect("a selection outcome");
+    assert_eq!((sel.training_classes, sel.validation_classes, sel.validation_items), (2, 2, 8));
+    assert!(out.metrics.is_none(), "a search run has no test metrics");
+    assert!(!sel.curve.is_empty() && sel.best_value.is_some_and(f64::is_finite));
+
+    let mut fin = search.clone();
+    let p = fin.protocol.as_mut().unwrap();
+    p.phase = harness::protocol::Phase::Final;
+    let e =
+        format!("{:#}", harness::train::run(&fin, None, &|_| {}).expect_err("the final phase reads the test split"));
+    assert!(e.contains("c4") || e.contains("c5") || e.contains("c6") || e.contains("c7"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
