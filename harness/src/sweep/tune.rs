@@ -66,6 +66,42 @@ pub fn budget(studies: &[search::Study], p: &ProtocolConfig) -> (usize, u64) {
     (runs.iter().map(|r| r.0).sum(), runs.iter().map(|&(n, e)| n as u64 * u64::from(e)).sum())
 }
 
+/// Executes `todo` in order, counting outcomes in `summary`; returns how many ran here.
+fn run_batch(
+    todo: &[&PlannedRun],
+    opts: &SweepOptions,
+    exec: &ExecuteOptions,
+    summary: &mut SweepSummary,
+    progress: &dyn Fn(SweepEvent),
+) -> Result<usize> {
+    let mut ran = 0;
+    for run in todo {
+        let mut config = run.config.clone();
+        if let Some(d) = &opts.device {
+            config.train.device = d.clone();
+        }
+        progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
+        let slug = run.slug.clone();
+        match execute_run(&config, &opts.results, exec, &|e| progress(SweepEvent::Run(e)))? {
+            Executed::Ran(record, _) => {
+                ran += 1;
+                let status = record.outcome.status;
+                match status {
+                    RunStatus::Finished => summary.finished += 1,
+                    RunStatus::Diverged => summary.diverged += 1,
+                    RunStatus::Failed => summary.failed += 1,
+                }
+                progress(SweepEvent::RunFinished { slug, status, error: record.outcome.error });
+            }
+            Executed::Busy => progress(SweepEvent::RunSkipped { slug, why: "another process is running it" }),
+            Executed::AlreadyRecorded(..) => {
+                progress(SweepEvent::RunSkipped { slug, why: "another process recorded it meanwhile" })
+            }
+        }
+    }
+    Ok(ran)
+}
+
 /// Runs the protocol's searches and final phases until every run is recorded.
 pub fn run_protocol_sweep(
     sweep: &Sweep,
@@ -94,40 +130,7 @@ pub fn run_protocol_sweep(
         let (i, n) = opts.shard;
         let at = todo.len() * i / n.max(1);
         todo.rotate_left(at);
-        let mut ran = 0;
-        for run in todo {
-            let mut config = run.config.clone();
-            if let Some(d) = &opts.device {
-                config.train.device = d.clone();
-            }
-            progress(SweepEvent::RunStarted {
-                slug: run.slug.clone(),
-                id: run.id.clone(),
-                epochs: config.train.epochs,
-            });
-            match execute_run(&config, &opts.results, &exec, &|e| progress(SweepEvent::Run(e)))? {
-                Executed::Ran(record, _) => {
-                    ran += 1;
-                    let status = record.outcome.status;
-                    match status {
-                        RunStatus::Finished => summary.finished += 1,
-                        RunStatus::Diverged => summary.diverged += 1,
-                        RunStatus::Failed => summary.failed += 1,
-                    }
-                    progress(SweepEvent::RunFinished { slug: run.slug.clone(), status, error: record.outcome.error });
-                }
-                Executed::Busy => {
-                    summary.busy += 1;
-                    progress(SweepEvent::RunSkipped { slug: run.slug.clone(), why: "another process is running it" });
-                }
-                Executed::AlreadyRecorded(..) => {
-                    progress(SweepEvent::RunSkipped {
-                        slug: run.slug.clone(),
-                        why: "another process recorded it meanwhile",
-                    });
-                }
-            }
-        }
+        let ran = run_batch(&todo, opts, &exec, &mut summary, progress)?;
         if ran == 0 {
             std::thread::sleep(POLL);
         }
