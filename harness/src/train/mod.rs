@@ -138,6 +138,21 @@ pub struct CheckpointPlan {
     pub config_hash: String,
 }
 
+/// The epoch to start from (from 0) and the diagnostics so far: restored from `checkpoint` when it
+/// holds this run (reported as [`RunEvent::Resumed`]), else a fresh start.
+fn resume(
+    trainer: &mut Trainer,
+    checkpoint: Option<&CheckpointPlan>,
+    progress: &dyn Fn(RunEvent),
+) -> Result<(u32, Diagnostics)> {
+    let Some((epoch, mut diag)) = checkpoint.map(|p| trainer.restore(p)).transpose()?.flatten() else {
+        return Ok((0, Diagnostics::default()));
+    };
+    diag.resumed_from_epoch = Some(epoch);
+    progress(RunEvent::Resumed { epoch: epoch + 1 });
+    Ok((epoch + 1, diag))
+}
+
 /// Trains and evaluates one run. Errors in set-up are returned; a diverged loss is an outcome.
 pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> Result<RunOutcome> {
     run_with(config, checkpoint, None, progress)
@@ -169,13 +184,7 @@ pub fn run_with(
     }
     let mut trainer = Trainer::build(config, device, data.num_classes, data.input_dim)?;
     let train_labels = data.train.labels();
-    let mut diag = Diagnostics::default();
-    let mut start_epoch = 0;
-    if let Some((epoch, d)) = checkpoint.map(|p| trainer.restore(p)).transpose()?.flatten() {
-        (start_epoch, diag) = (epoch + 1, d);
-        diag.resumed_from_epoch = Some(epoch);
-        progress(RunEvent::Resumed { epoch: epoch + 1 });
-    }
+    let (start_epoch, mut diag) = resume(&mut trainer, checkpoint, progress)?;
     let started = Instant::now();
     let mut status = RunStatus::Finished;
     for epoch in start_epoch..t.epochs {

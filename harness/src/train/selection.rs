@@ -103,13 +103,7 @@ pub(super) fn run_protocol(
     let fit_labels = fit.labels();
     let fit_classes = fit_labels.iter().max().map_or(0, |m| m + 1);
     let mut trainer = Trainer::build(config, device, fit_classes, input_dim)?;
-    let mut diag = Diagnostics::default();
-    let mut start_epoch = 0;
-    if let Some((epoch, d)) = checkpoint.map(|c| trainer.restore(c)).transpose()?.flatten() {
-        (start_epoch, diag) = (epoch + 1, d);
-        diag.resumed_from_epoch = Some(epoch);
-        progress(RunEvent::Resumed { epoch: epoch + 1 });
-    }
+    let (start_epoch, mut diag) = super::resume(&mut trainer, checkpoint, progress)?;
     let epochs = p.fixed_epochs.unwrap_or(t.epochs);
     let started = Instant::now();
     let (status, stop) =
