@@ -90,6 +90,9 @@ pub fn cell_key(r: &RunRecord) -> String {
         (Phase::Final, Setting::Tuned) => "tuned",
         (Phase::Final, _) => "default",
     };
+    if p.concatenation == Some(crate::protocol::Concatenation::Evaluation) {
+        return format!("{} [{role} concatenated]", p.study);
+    }
     format!("{} [{role}]", p.study)
 }
 

@@ -97,8 +97,9 @@ pub enum Command {
     ///
     /// A file with a `protocol:` block runs the fair comparison instead (configs/README.md): each
     /// loss's search on validation classes, generation by generation, then its final phase on the
-    /// test split; a failed trial scores the worst value and is kept, and --report is written at
-    /// the end.
+    /// test split (under `folds` with `concatenated: true`, also each seed's fold models evaluated
+    /// as one); a failed trial scores the worst value and is kept, and --report is written at the
+    /// end.
     Sweep {
         /// The sweep file (YAML).
         file: std::path::PathBuf,

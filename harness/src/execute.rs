@@ -3,9 +3,10 @@
 //! not part of it). The run is locked (`work/<id>/lock`) while it executes, so two processes on one
 //! results folder never run it twice or overwrite each other's record; training checkpoints under
 //! `work/<id>/`, and the record is written atomically as soon as the run ends.
+use crate::protocol::Concatenation;
 use crate::store::{self, Provenance, RunRecord};
 use crate::train::{self, CheckpointPlan, RunConfig, RunEvent, RunOutcome, RunStatus};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// The folder holding a run's lock and checkpoint while it executes.
@@ -68,8 +69,13 @@ pub fn execute_run(
         }
     }
     let plan = CheckpointPlan { path: work_dir(results, &id).join("checkpoint.ot"), config_hash: id.clone() };
-    let save = opts.save_embeddings.then(|| embeddings_dir(results, &id));
-    let outcome = match train::run_with(config, Some(&plan), save.as_deref(), progress) {
+    let role = config.protocol.as_ref().and_then(|p| p.concatenation);
+    let save = (opts.save_embeddings || role == Some(Concatenation::Member)).then(|| embeddings_dir(results, &id));
+    let outcome = match role {
+        Some(Concatenation::Evaluation) => concatenated(config, results),
+        _ => train::run_with(config, Some(&plan), save.as_deref(), progress),
+    };
+    let outcome = match outcome {
         Ok(o) => o,
         Err(e) if is_infrastructure(&e) => return Err(e),
         Err(e) => RunOutcome::failed(&config.train.device, &format!("{e:#}")),
@@ -89,4 +95,50 @@ pub fn execute_run(
     let _ = std::fs::remove_dir_all(work_dir(results, &record.id));
     drop(lock);
     Ok(Executed::Ran(record, path))
+}
+
+/// MLRC's concatenated evaluation of a seed's fold models: reads each fold run's record (it must
+/// have finished) and the test embeddings it kept under [`embeddings_dir`], and evaluates them
+/// L2-normalised and concatenated ([`crate::eval::evaluate_concatenated`]).
+fn concatenated(config: &RunConfig, results: &Path) -> Result<RunOutcome> {
+    let members = config.protocol.as_ref().map(|p| p.members()).unwrap_or_default();
+    let started = std::time::Instant::now();
+    let (mut parts, mut fingerprints) = (vec![], vec![]);
+    for m in members {
+        let fold = m.fold.unwrap_or_default();
+        let c = RunConfig { protocol: Some(m), ..config.clone() };
+        let (id, slug) = (store::run_id(&c), store::slug(&c));
+        let Some((record, path)) = store::read_record(results, &id, &slug)? else {
+            anyhow::bail!(
+                "fold {fold}'s run {slug} has no record yet: the concatenated evaluation needs every fold model"
+            );
+        };
+        if record.outcome.status != RunStatus::Finished {
+            anyhow::bail!(
+                "fold {fold}'s run ({}) is {:?}: the concatenated evaluation needs every fold model finished",
+                path.display(),
+                record.outcome.status
+            );
+        }
+        let dir = embeddings_dir(results, &id);
+        let hint = || {
+            format!("fold {fold}'s kept test embeddings are missing or unreadable; delete {} and this record to train that fold again", path.display())
+        };
+        let emb = crate::npy::read_embeddings(&dir.join("embeddings.npy")).with_context(hint)?;
+        let labels = crate::npy::read_labels(&dir.join("labels.npy")).with_context(hint)?;
+        parts.push((emb, labels));
+        fingerprints.push(record.outcome.split_fingerprint);
+    }
+    let metrics = crate::eval::evaluate_concatenated(&parts, &config.eval)?;
+    Ok(RunOutcome {
+        status: RunStatus::Finished,
+        metrics: Some(metrics),
+        diagnostics: Default::default(),
+        train_seconds: 0.0,
+        eval_seconds: started.elapsed().as_secs_f64(),
+        split_fingerprint: fingerprints.join("+"),
+        device: "Cpu".into(),
+        error: None,
+        selection: None,
+    })
 }

@@ -395,10 +395,12 @@ fn plan(file: &std::path::Path) -> Result<()> {
         let studies = harness::sweep::search::studies(&sweep, p);
         let (runs, epochs) = harness::sweep::budget(&studies, p);
         println!(
-            "Under its `protocol:` block these are the declared settings and seeds of {} searches: each gets {} trials on {} fold(s) of the training classes, beside its declared setting, then its best setting and its default are trained at each seed and tested once: at most {runs} runs and {epochs} epochs (model selection stops runs early).",
+            "Under its `protocol:` block these are the declared settings and seeds of {} searches: each gets {} trials on {} fold(s) of the training classes, beside its declared setting, then its best setting and its default are trained at each seed{} and tested once{}: at most {runs} runs and {epochs} epochs (model selection stops runs early).",
             studies.len(),
             p.search.trials,
-            p.split.folds()
+            p.split.folds(),
+            if p.split.folds() > 1 { ", one model per fold," } else { "" },
+            if p.concatenated { ", also as the fold models' embeddings concatenated (no training)" } else { "" }
         );
     }
     let data = harness::sweep::data_problems(&sweep);

@@ -10,6 +10,29 @@ use std::collections::BTreeMap;
 /// The score of a trial that failed or diverged: the worst a validation metric in % can be.
 pub const WORST: f64 = 0.0;
 
+/// A search run's contribution to its trial's score: its best validation value when it finished
+/// with a finite one, [`WORST`] otherwise (failed, diverged, no score).
+pub fn run_value(finished: bool, best_value: Option<f64>) -> f64 {
+    best_value.filter(|v| finished && v.is_finite()).unwrap_or(WORST)
+}
+
+/// A trial's objective from its folds' values: the mean and its standard error (NaN for one fold).
+pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let m = values.iter().sum::<f64>() / n.max(1.0);
+    let se = (values.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt();
+    (m, se)
+}
+
+/// The best of a search: the first trial with the highest objective among those `eligible`
+/// (a trial the final phase can take epochs from).
+pub fn first_best(objectives: &[(bool, Option<f64>)]) -> Option<usize> {
+    (0..objectives.len()).filter(|&i| objectives[i].0).fold(None, |b, i| match b {
+        Some(b) if objectives[b].1 >= objectives[i].1 => Some(b),
+        _ => Some(i),
+    })
+}
+
 /// The `protocol:` block of a sweep file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +47,22 @@ pub struct ProtocolConfig {
     /// The search space of each loss kind of the sweep (`soft_triple: {la: {low: 5, high: 40}}`).
     #[serde(default)]
     pub spaces: BTreeMap<String, BTreeMap<String, ParamRange>>,
+    /// `folds` only: also evaluate each seed's k fold models as one, MLRC's *concatenated*
+    /// evaluation (each model's test embeddings L2-normalised, then concatenated), beside the
+    /// average of the folds' separate test results.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub concatenated: bool,
+}
+
+impl ProtocolConfig {
+    /// What the block's own settings rule out, each naming its key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = vec![];
+        if self.concatenated && !matches!(self.split, SplitConfig::Folds { .. }) {
+            p.push("`protocol.concatenated`: concatenates the test embeddings of a seed's fold models, so it needs `protocol.split.kind: folds` (a holdout trains one model per seed); remove it or use folds".into());
+        }
+        p
+    }
 }
 
 /// A class-disjoint validation split of the training classes (the test classes are never among them).
@@ -344,11 +383,49 @@ pub struct RunProtocol {
     pub space: BTreeMap<String, ParamRange>,
     /// The values this run applied, by space key.
     pub params: BTreeMap<String, serde_json::Value>,
+    /// Its part in MLRC's concatenated evaluation (`protocol.concatenated`); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concatenation: Option<Concatenation>,
+}
+
+/// A final run's part in the concatenated evaluation of a seed's fold models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Concatenation {
+    /// A fold model: its test embeddings are kept for the evaluation.
+    Member,
+    /// The evaluation itself: no training; the seed's k members' test embeddings, each
+    /// L2-normalised, concatenated and evaluated once.
+    Evaluation,
+}
+
+impl RunProtocol {
+    /// The fold runs whose models the concatenated evaluation `self` joins (the same setting and
+    /// seed, fold 0 to k − 1), as protocol parts; empty unless `self` is such an evaluation.
+    pub fn members(&self) -> Vec<RunProtocol> {
+        match (self.concatenation, &self.split) {
+            (Some(Concatenation::Evaluation), SplitConfig::Folds { k }) => (0..*k)
+                .map(|f| RunProtocol { fold: Some(f), concatenation: Some(Concatenation::Member), ..self.clone() })
+                .collect(),
+            _ => vec![],
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_is_the_first_eligible_trial_with_the_highest_objective() {
+        let t = [(true, Some(3.0)), (false, Some(9.0)), (true, Some(5.0)), (true, Some(5.0)), (true, None)];
+        assert_eq!(first_best(&t), Some(2), "an ineligible trial is passed over and a later tie loses");
+        assert_eq!(first_best(&[(false, Some(1.0))]), None);
+        assert_eq!(run_value(false, Some(40.0)), WORST, "a run that did not finish scores the worst");
+        assert_eq!(run_value(true, Some(f64::NAN)), WORST);
+        let (m, se) = mean_and_se(&[1.0, 3.0]);
+        assert_eq!((m, se), (2.0, 1.0));
+    }
 
     #[test]
     fn folds_are_disjoint_cover_every_class_once_and_wrap_round() {

@@ -170,7 +170,11 @@ pub fn slug(config: &RunConfig) -> String {
         (Phase::Final, Setting::Tuned, _) => "final-tuned".into(),
         (Phase::Final, ..) => "final-default".into(),
     };
-    let fold = p.fold.map_or("all".into(), |f| format!("fold{f}"));
+    let fold = match (p.fold, p.concatenation) {
+        (Some(f), _) => format!("fold{f}"),
+        (None, Some(crate::protocol::Concatenation::Evaluation)) => "concatenated".into(),
+        (None, _) => "all".into(),
+    };
     format!("{base}-{phase}-{fold}")
 }
 

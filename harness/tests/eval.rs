@@ -183,3 +183,37 @@ fn huge_and_tiny_embeddings_score_like_ordinary_ones_and_zero_rows_are_refused()
     let e = evaluate(&zero, &labels, &config).unwrap_err().to_string();
     assert!(e.contains("2 embedding row(s) are all zero (first: row 7)"), "{e}");
 }
+
+#[test]
+fn the_concatenated_evaluation_normalises_each_model_before_joining_them() {
+    // Two "models" of the same 120 items: rows of very different norms within each, so joining
+    // them unnormalised would let the longest rows decide the neighbours.
+    let (n, classes) = (120, 12);
+    let (a, b, labels) = harness::rng::with_torch_seed(7, || {
+        let labels = Tensor::randint(classes, [n], (Kind::Int64, tch::Device::Cpu));
+        let centres = Tensor::randn([classes, 6], tch::kind::FLOAT_CPU);
+        let signal = centres.index_select(0, &labels) + 0.8 * Tensor::randn([n, 6], tch::kind::FLOAT_CPU);
+        let scale = |x: Tensor| x * (Tensor::rand([n, 1], tch::kind::FLOAT_CPU) * 8.0 - 4.0).exp();
+        (scale(signal), scale(Tensor::randn([n, 10], tch::kind::FLOAT_CPU)), labels)
+    });
+    let l: Vec<i64> = Vec::try_from(&labels).unwrap();
+    let cfg = no_nmi();
+    let report = harness::eval::evaluate_concatenated(
+        &[(a.shallow_clone(), labels.shallow_clone()), (b.shallow_clone(), labels.shallow_clone())],
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(report.dim, 16);
+    let (recall, rp, map) = brute_force(&Tensor::cat(&[unit(&a), unit(&b)], 1), &l, &cfg.recall_at);
+    let (raw, ..) = brute_force(&Tensor::cat(&[&a, &b], 1), &l, &cfg.recall_at);
+    assert!((raw[0] - recall[0]).abs() > 0.02, "the case cannot tell normalised from raw joining");
+    for ((k, ours), theirs) in report.retrieval.recall_at_k.iter().zip(&recall) {
+        assert!((ours - theirs).abs() < 1e-12, "R@{k} {ours} vs {theirs}");
+    }
+    assert!((report.retrieval.r_precision - rp).abs() < 1e-12 && (report.retrieval.map_at_r - map).abs() < 1e-12);
+
+    // Parts that do not hold the same items in the same order are refused.
+    let shuffled = labels.flip([0]);
+    let e = harness::eval::evaluate_concatenated(&[(a, labels), (b, shuffled)], &cfg).unwrap_err().to_string();
+    assert!(e.contains("part 1") && e.contains("same labels"), "{e}");
+}

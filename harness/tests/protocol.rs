@@ -71,6 +71,10 @@ fn bad_protocol_input_is_refused_before_any_run_naming_the_key() {
             vec!["`protocol.spaces.proxy_nca`", "no loss of that kind"],
         ),
         (with("patience: 2", "pateince: 2"), vec!["`protocol`", "pateince", "patience"]),
+        (
+            with("validation_fraction: 0.5}", "validation_fraction: 0.5}\n  concatenated: true"),
+            vec!["`protocol.concatenated`", "folds"],
+        ),
     ];
     for (yaml, needles) in cases {
         let e = errors_of(&yaml);
@@ -237,5 +241,109 @@ protocol:
     let e =
         format!("{:#}", harness::train::run(&fin, None, &|_| {}).expect_err("the final phase reads the test split"));
     assert!(e.contains("c4") || e.contains("c5") || e.contains("c6") || e.contains("c7"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// R@1 of the L2-normalised `parts` concatenated, by brute force in f64 (cosine of every pair).
+fn concatenated_recall_at_1(parts: &[Vec<Vec<f32>>], labels: &[i64]) -> f64 {
+    let unit = |v: &[f32]| {
+        let n = v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        v.iter().map(|x| f64::from(*x) / n).collect::<Vec<f64>>()
+    };
+    let rows: Vec<Vec<f64>> = (0..labels.len()).map(|i| parts.iter().flat_map(|p| unit(&p[i])).collect()).collect();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let hits = (0..rows.len())
+        .filter(|&i| {
+            let nearest = (0..rows.len())
+                .filter(|&j| j != i)
+                .max_by(|&a, &b| dot(&rows[i], &rows[a]).total_cmp(&dot(&rows[i], &rows[b])))
+                .unwrap();
+            labels[nearest] == labels[i]
+        })
+        .count();
+    hits as f64 / rows.len() as f64
+}
+
+#[test]
+fn folds_with_the_concatenated_evaluation_join_each_seeds_fold_models() {
+    let dir = common::scratch("protocol", "concatenated");
+    let file = dir.join("tune.yaml");
+    let yaml = SWEEP
+        .replace("split: {kind: holdout, validation_fraction: 0.5}", "split: {kind: folds, k: 3}\n  concatenated: true")
+        .replace("trials: 6, generation: 2", "trials: 2, generation: 2")
+        .replace("epochs: 8", "epochs: 4")
+        .replace("patience: 2", "patience: 1");
+    std::fs::write(&file, &yaml).unwrap();
+    let results = dir.join("results");
+    assert!(sweep_cmd(&file, &results).status().unwrap().success());
+    let all = records(&results);
+    let concat: Vec<&RunRecord> = all.iter().filter(|r| r.slug.ends_with("-concatenated")).collect();
+    // 2 studies × ((1 default + 2 trials) × 3 folds + 2 settings × 2 seeds × (3 folds + 1 concatenated)).
+    assert_eq!(all.len(), 2 * (3 * 3 + 2 * 2 * 4));
+    assert_eq!(concat.len(), 2 * 2 * 2, "{:?}", all.iter().map(|r| &r.slug).collect::<Vec<_>>());
+
+    // Each concatenated evaluation is the brute-force R@1 of its seed's three fold models' kept
+    // test embeddings, normalised and joined.
+    for c in &concat {
+        let m = c.outcome.metrics.as_ref().expect("a finished evaluation has metrics");
+        assert_eq!(m.dim, 3 * 16, "{}: three models of size 16 side by side", c.slug);
+        // Its members found from the records alone: the same study, setting and seed, one per fold.
+        let cp = c.config.protocol.as_ref().unwrap();
+        let mut members: Vec<&RunRecord> = all
+            .iter()
+            .filter(|r| {
+                let p = r.config.protocol.as_ref().unwrap();
+                (p.study == cp.study && p.setting == cp.setting && r.config.seed == c.config.seed)
+                    && p.phase == harness::protocol::Phase::Final
+                    && p.fold.is_some()
+            })
+            .collect();
+        members.sort_by_key(|r| r.config.protocol.as_ref().unwrap().fold);
+        assert_eq!(members.len(), 3);
+        let (mut parts, mut labels) = (vec![], vec![]);
+        for r in members {
+            let folder = harness::execute::embeddings_dir(&results, &r.id);
+            let e = harness::npy::read_embeddings(&folder.join("embeddings.npy")).unwrap();
+            let l = harness::npy::read_labels(&folder.join("labels.npy")).unwrap();
+            parts.push(Vec::<Vec<f32>>::try_from(&e).unwrap());
+            labels = Vec::<i64>::try_from(&l).unwrap();
+        }
+        let r1 = m.retrieval.recall_at_k[0];
+        assert_eq!(r1.0, 1);
+        let expected = concatenated_recall_at_1(&parts, &labels);
+        assert!((r1.1 - expected).abs() < 1e-9, "{}: R@1 {} against brute force {expected}", c.slug, r1.1);
+    }
+
+    // Deleted, an evaluation is made again from the kept embeddings, identically; with a fold's
+    // embeddings gone, it is recorded as failed, naming the missing file.
+    let one = concat.iter().find(|r| r.slug.contains("final-default")).unwrap();
+    let path = results.join("runs").join(harness::store::record_file_name(&one.id, &one.slug));
+    std::fs::remove_file(&path).unwrap();
+    assert!(sweep_cmd(&file, &results).status().unwrap().success());
+    let again: RunRecord = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(again.outcome.metrics, one.outcome.metrics);
+    let member = one.config.protocol.as_ref().unwrap().members().remove(1);
+    let config = harness::train::RunConfig { protocol: Some(member), ..one.config.clone() };
+    let gone = harness::execute::embeddings_dir(&results, &harness::store::run_id(&config)).join("embeddings.npy");
+    std::fs::remove_file(&gone).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(sweep_cmd(&file, &results).status().unwrap().success());
+    let failed: RunRecord = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let err = failed.outcome.error.unwrap_or_default();
+    assert!(failed.outcome.metrics.is_none() && err.contains("fold 1") && err.contains("embeddings.npy"), "{err}");
+
+    let out = dir.join("report.md");
+    let st =
+        Command::new(env!("CARGO_BIN_EXE_harness")).arg("report").arg(&results).arg("-o").arg(&out).status().unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    for needle in [
+        "# The tuned settings on the test split, concatenated evaluation",
+        "also evaluates the fold models concatenated",
+        "Test R@1 of the tuned fold models concatenated",
+        "(concatenated evaluation)",
+    ] {
+        assert!(text.contains(needle), "the report lacks {needle:?}:\n{text}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

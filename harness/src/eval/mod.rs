@@ -190,6 +190,28 @@ pub fn evaluate(embeddings: &Tensor, labels: &Tensor, config: &EvalConfig) -> Re
     })
 }
 
+/// MLRC's concatenated evaluation of several models of the same test items (*A Metric Learning
+/// Reality Check*; powerful-benchmarker's `MetaConcatenateEmbeddings`): each model's embeddings
+/// L2-normalised, concatenated along the embedding axis, and evaluated as one embedding. Every part must hold the same items with the
+/// same labels, in the same order.
+pub fn evaluate_concatenated(parts: &[(Tensor, Tensor)], config: &EvalConfig) -> Result<EvalReport, EvalError> {
+    let Some((_, labels)) = parts.first() else {
+        return Err(EvalError::BadInput("the concatenated evaluation needs at least one model's embeddings".into()));
+    };
+    for (i, (e, l)) in parts.iter().enumerate() {
+        if e.dim() != 2 || l.size() != labels.size() || !l.equal(labels) {
+            return Err(EvalError::BadInput(format!(
+                "part {i} of the concatenated evaluation does not hold the same test items with the same labels as part 0 ({:?} embeddings, {:?} labels against {:?})",
+                e.size(),
+                l.size(),
+                labels.size()
+            )));
+        }
+    }
+    let unit: Vec<Tensor> = parts.iter().map(|(e, _)| unit_rows(&e.to_kind(Kind::Float))).collect();
+    evaluate(&Tensor::cat(&unit, 1), labels, config)
+}
+
 fn nmi_report(unit: &Tensor, labels: &Tensor, classes: i64, config: &EvalConfig) -> NmiReport {
     let km = KMeansConfig {
         clusters: classes,

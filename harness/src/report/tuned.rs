@@ -4,7 +4,7 @@
 //! against the tuned settings; a fairness card; then the usual tables and verdict on the tuned
 //! settings' final runs.
 use super::{provenance, tables, unfinished, verdict_section, Plot, ReportOptions};
-use crate::protocol::{Phase, RunProtocol, Setting, SplitConfig};
+use crate::protocol::{Concatenation, Phase, RunProtocol, Setting, SplitConfig};
 use crate::stats::summarize;
 use crate::store::RunRecord;
 use crate::train::RunStatus;
@@ -23,21 +23,20 @@ struct Study<'a> {
     search: Vec<&'a RunRecord>,
     final_tuned: Vec<&'a RunRecord>,
     final_default: Vec<&'a RunRecord>,
+    /// The concatenated evaluations of the tuned setting's fold models (`protocol.concatenated`).
+    concatenated: Vec<&'a RunRecord>,
 }
 
 /// Mean validation score over folds of the runs of one trial (failed: 0) and its standard error.
 fn score(runs: &[&RunRecord]) -> (f64, f64) {
     let v: Vec<f64> = runs
         .iter()
-        .map(|r| match (&r.outcome.selection, r.outcome.status) {
-            (Some(s), RunStatus::Finished) => s.best_value.filter(|v| v.is_finite()).unwrap_or(crate::protocol::WORST),
-            _ => crate::protocol::WORST,
+        .map(|r| {
+            let best = r.outcome.selection.as_ref().and_then(|s| s.best_value);
+            crate::protocol::run_value(r.outcome.status == RunStatus::Finished, best)
         })
         .collect();
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let se = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt();
-    (m, se)
+    crate::protocol::mean_and_se(&v)
 }
 
 fn fmt_score((m, se): (f64, f64)) -> String {
@@ -109,14 +108,13 @@ fn fold_means(records: &[&RunRecord]) -> Vec<RunRecord> {
 
 /// The best trial's index and runs: the first with the highest mean validation score.
 fn best<'a>(t: &BTreeMap<Option<u32>, Vec<&'a RunRecord>>) -> Option<(u32, Vec<&'a RunRecord>)> {
-    let mut out: Option<(u32, Vec<&RunRecord>, f64)> = None;
-    for (i, runs) in t.iter().filter_map(|(i, r)| i.map(|i| (i, r))) {
-        let m = score(runs).0;
-        if out.as_ref().is_none_or(|b| m > b.2) {
-            out = Some((i, runs.clone(), m));
-        }
-    }
-    out.map(|(i, r, _)| (i, r))
+    let trials: Vec<(u32, &Vec<&RunRecord>)> = t.iter().filter_map(|(i, r)| i.map(|i| (i, r))).collect();
+    // As the search chose: among trials with a finished run, the first with the highest score.
+    let scored: Vec<(bool, Option<f64>)> = trials
+        .iter()
+        .map(|(_, runs)| (runs.iter().any(|r| r.outcome.status == RunStatus::Finished), Some(score(runs).0)))
+        .collect();
+    crate::protocol::first_best(&scored).map(|b| (trials[b].0, trials[b].1.clone()))
 }
 
 /// Builds the protocol report and its best-so-far charts.
@@ -134,8 +132,14 @@ pub(super) fn render(records: &[RunRecord], opts: &ReportOptions) -> (String, Ve
             search: vec![],
             final_tuned: vec![],
             final_default: vec![],
+            concatenated: vec![],
         });
         match (p.phase, p.setting) {
+            (Phase::Final, _) if p.concatenation == Some(Concatenation::Evaluation) => {
+                if p.setting == Setting::Tuned {
+                    st.concatenated.push(r);
+                }
+            }
             (Phase::Search, _) => st.search.push(r),
             (Phase::Final, Setting::Tuned) => st.final_tuned.push(r),
             (Phase::Final, _) => st.final_default.push(r),
@@ -148,7 +152,8 @@ pub(super) fn render(records: &[RunRecord], opts: &ReportOptions) -> (String, Ve
     studies.sort_by(|a, b| {
         (a.key.split(' ').take(2).collect::<Vec<_>>(), &a.order).cmp(&(b.key.split(' ').take(2).collect(), &b.order))
     });
-    protocol_section(&mut s, proto(protocol[0]));
+    let concatenated = studies.iter().any(|st| !st.concatenated.is_empty());
+    protocol_section(&mut s, proto(protocol[0]), concatenated);
     let mut plots = vec![];
     for st in &studies {
         study_section(&mut s, st);
@@ -164,7 +169,8 @@ pub(super) fn render(records: &[RunRecord], opts: &ReportOptions) -> (String, Ve
         .filter(|r| r.outcome.status == RunStatus::Finished)
         .collect();
     let per_seed = fold_means(&tuned);
-    let verdicts = tables(&mut s, &per_seed.iter().collect::<Vec<_>>(), opts, &mut plots);
+    let mut verdicts = tables(&mut s, &per_seed.iter().collect::<Vec<_>>(), opts, &mut plots);
+    verdicts.extend(concatenated_section(&mut s, &studies, opts, &mut plots));
     unfinished(&mut s, records);
     verdict_section(&mut s, &verdicts, &opts.baseline);
     if !verdicts.is_empty() {
@@ -173,18 +179,40 @@ pub(super) fn render(records: &[RunRecord], opts: &ReportOptions) -> (String, Ve
     (s, plots)
 }
 
+/// The tables and verdict lines of MLRC's concatenated evaluation, where the sweep asked for it.
+fn concatenated_section(s: &mut String, studies: &[Study], opts: &ReportOptions, plots: &mut Vec<Plot>) -> Vec<String> {
+    let runs: Vec<&RunRecord> = studies
+        .iter()
+        .flat_map(|st| st.concatenated.iter().copied())
+        .filter(|r| r.outcome.status == RunStatus::Finished)
+        .collect();
+    if runs.is_empty() {
+        return vec![];
+    }
+    let k = proto(runs[0]).split.folds();
+    let _ = writeln!(
+        s,
+        "# The tuned settings on the test split, concatenated evaluation
+"
+    );
+    let _ = writeln!(s, "MLRC's second evaluation: each seed's {k} fold models as one model, their test embeddings L2-normalised and concatenated ({k} × the embedding size), evaluated once. The tables above average the {k} models' separate results instead.
+");
+    let opts = ReportOptions { plot_stem: format!("{}-concatenated", opts.plot_stem), ..opts.clone() };
+    tables(s, &runs, &opts, plots).into_iter().map(|v| format!("{v} (concatenated evaluation)")).collect()
+}
+
 fn sampler_name(p: &RunProtocol) -> String {
     serde_json::to_value(p.search.sampler).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// What the protocol did, in words.
-fn protocol_section(s: &mut String, p: &RunProtocol) {
+fn protocol_section(s: &mut String, p: &RunProtocol, concatenated: bool) {
     let split = match p.split {
         SplitConfig::Holdout { validation_fraction } => format!(
             "holdout: {:.0} % of the training classes validate; the final phase retrains on all training classes for the epochs the search selected",
             validation_fraction * 100.0
         ),
-        SplitConfig::Folds { k } => format!("{k} class-disjoint folds of the training classes; the final phase trains one model per fold (its best validation epoch) and averages the folds' test results per seed"),
+        SplitConfig::Folds { k } => format!("{k} class-disjoint folds of the training classes; the final phase trains one model per fold (its best validation epoch) and averages the folds' test results per seed{}", if concatenated { ", and also evaluates the fold models concatenated" } else { "" }),
     };
     let q = &p.selection;
     let _ = writeln!(s, "## Protocol\n");
@@ -244,6 +272,11 @@ fn study_section(s: &mut String, st: &Study) {
         fmt_test(&tuned),
         fmt_test(&default)
     );
+    if !st.concatenated.is_empty() {
+        let c = test_values(&st.concatenated, "R@1");
+        let _ =
+            writeln!(s, "Test R@1 of the tuned fold models concatenated: {} over {} seeds.\n", fmt_test(&c), c.len());
+    }
 }
 
 /// The unit-interval position of a chosen value in its range (log or linear).

@@ -263,9 +263,71 @@ pub fn check_results_folder(sweep: &Sweep, source: &str, opts: &SweepOptions) ->
             return Ok(());
         }
     }
-    let body = serde_json::json!({"schema_version": store::RECORD_SCHEMA, "name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source});
-    crate::fsio::write_atomic(&lock, serde_json::to_string_pretty(&body)?.as_bytes())?;
+    write_sweep_json(sweep, source, &lock, None)
+}
+
+/// Writes a results folder's `sweep.json` (atomically): the sweep's name, fingerprint, run ids and
+/// source, and under a protocol what it searches (see `tune`).
+fn write_sweep_json(sweep: &Sweep, source: &str, path: &Path, protocol: Option<serde_json::Value>) -> Result<()> {
+    let ids: Vec<&str> = sweep.runs.iter().map(|r| r.id.as_str()).collect();
+    let mut body = serde_json::json!({"schema_version": store::RECORD_SCHEMA, "name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source});
+    if let Some(p) = protocol {
+        body["protocol"] = p;
+    }
+    crate::fsio::write_atomic(path, serde_json::to_string_pretty(&body)?.as_bytes())?;
     Ok(())
+}
+
+/// What became of a run a sweep tried to execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    /// It ran here and its record was written.
+    Ran,
+    /// Another process holds its lock.
+    Busy,
+    /// Another process recorded it between planning and locking.
+    RecordedMeanwhile,
+}
+
+/// Executes one planned run (with the sweep's device override), reporting its start and end and
+/// counting its outcome in `summary` when it ran here.
+fn execute_one(
+    run: &PlannedRun,
+    opts: &SweepOptions,
+    exec: &ExecuteOptions,
+    summary: &mut SweepSummary,
+    progress: &dyn Fn(SweepEvent),
+) -> Result<Tried> {
+    let mut config = run.config.clone();
+    if let Some(d) = &opts.device {
+        config.train.device = d.clone();
+    }
+    // A concatenated evaluation trains no epoch.
+    let evaluation =
+        config.protocol.as_ref().and_then(|p| p.concatenation) == Some(crate::protocol::Concatenation::Evaluation);
+    let epochs = if evaluation { 0 } else { config.train.epochs };
+    let slug = run.slug.clone();
+    progress(SweepEvent::RunStarted { slug: slug.clone(), id: run.id.clone(), epochs });
+    match execute_run(&config, &opts.results, exec, &|e| progress(SweepEvent::Run(e)))? {
+        Executed::Ran(record, _) => {
+            let status = record.outcome.status;
+            match status {
+                RunStatus::Finished => summary.finished += 1,
+                RunStatus::Diverged => summary.diverged += 1,
+                RunStatus::Failed => summary.failed += 1,
+            }
+            progress(SweepEvent::RunFinished { slug, status, error: record.outcome.error });
+            Ok(Tried::Ran)
+        }
+        Executed::Busy => {
+            progress(SweepEvent::RunSkipped { slug, why: "another process is running it" });
+            Ok(Tried::Busy)
+        }
+        Executed::AlreadyRecorded(..) => {
+            progress(SweepEvent::RunSkipped { slug, why: "another process recorded it meanwhile" });
+            Ok(Tried::RecordedMeanwhile)
+        }
+    }
 }
 
 /// The runs of `mine` to run now (no record yet, or a failed or diverged one under
@@ -330,34 +392,11 @@ pub fn run_sweep(
         replace_unfinished: opts.retry_failed,
     };
     for run in &todo {
-        let mut config = run.config.clone();
-        if let Some(d) = &opts.device {
-            config.train.device = d.clone();
+        match execute_one(run, opts, &exec, &mut summary, progress)? {
+            Tried::Ran => {}
+            Tried::Busy => summary.busy += 1,
+            Tried::RecordedMeanwhile => summary.skipped += 1,
         }
-        progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
-        let record = match execute_run(&config, &opts.results, &exec, &|e| progress(SweepEvent::Run(e)))? {
-            Executed::Ran(record, _) => record,
-            Executed::Busy => {
-                summary.busy += 1;
-                progress(SweepEvent::RunSkipped { slug: run.slug.clone(), why: "another process is running it" });
-                continue;
-            }
-            Executed::AlreadyRecorded(..) => {
-                summary.skipped += 1;
-                progress(SweepEvent::RunSkipped {
-                    slug: run.slug.clone(),
-                    why: "another process recorded it meanwhile",
-                });
-                continue;
-            }
-        };
-        let (status, error) = (record.outcome.status, record.outcome.error.clone());
-        match status {
-            RunStatus::Finished => summary.finished += 1,
-            RunStatus::Diverged => summary.diverged += 1,
-            RunStatus::Failed => summary.failed += 1,
-        }
-        progress(SweepEvent::RunFinished { slug: run.slug.clone(), status, error });
     }
     Ok(summary)
 }

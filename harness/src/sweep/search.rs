@@ -5,7 +5,7 @@
 //! search that is killed, resumed or shared by several processes asks exactly the same trials.
 use super::{PlannedRun, Sweep};
 use crate::config::RunConfig;
-use crate::protocol::{ParamRange, Phase, ProtocolConfig, RunProtocol, SamplerKind, Setting};
+use crate::protocol::{Concatenation, ParamRange, Phase, ProtocolConfig, RunProtocol, SamplerKind, Setting};
 use crate::rng::SplitMix64;
 use crate::store::{self, RunRecord};
 use crate::train::RunStatus;
@@ -170,7 +170,7 @@ impl Trial {
     /// The mean validation score over folds, once every fold is recorded.
     pub fn objective(&self) -> Option<f64> {
         let v: Option<Vec<f64>> = self.values.iter().copied().collect();
-        v.map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64)
+        v.map(|v| crate::protocol::mean_and_se(&v).0)
     }
 }
 
@@ -192,9 +192,16 @@ pub struct SearchState {
 
 impl SearchState {
     /// Runs without a record that can start now.
+    /// A concatenated evaluation can start once every fold run it joins is recorded.
     pub fn runnable<'a>(&'a self, recorded: &HashMap<String, &RunRecord>) -> Vec<&'a PlannedRun> {
         let search = std::iter::once(&self.default).chain(&self.trials).flat_map(|t| &t.runs);
-        search.chain(&self.final_runs).filter(|r| !recorded.contains_key(&r.id)).collect()
+        let ready = |r: &PlannedRun| {
+            let members = r.config.protocol.as_ref().map(RunProtocol::members).unwrap_or_default();
+            members
+                .into_iter()
+                .all(|m| recorded.contains_key(&store::run_id(&RunConfig { protocol: Some(m), ..r.config.clone() })))
+        };
+        search.chain(&self.final_runs).filter(|r| !recorded.contains_key(&r.id) && ready(r)).collect()
     }
 
     /// Whether every run of the study is recorded.
@@ -222,6 +229,7 @@ fn run_protocol(study: &Study, p: &ProtocolConfig, phase: Phase, setting: Settin
         search: p.search.clone(),
         space: study.space.iter().cloned().collect(),
         params: BTreeMap::new(),
+        concatenation: None,
     }
 }
 
@@ -251,7 +259,7 @@ fn trial(
         let finished =
             rec.filter(|r| r.outcome.status == RunStatus::Finished).and_then(|r| r.outcome.selection.as_ref());
         t.failed += usize::from(rec.is_some() && finished.is_none());
-        t.values.push(rec.map(|_| finished.and_then(|s| s.best_value).filter(|v| v.is_finite()).unwrap_or(WORST)));
+        t.values.push(rec.map(|_| crate::protocol::run_value(finished.is_some(), finished.and_then(|s| s.best_value))));
         t.best_epochs.push(finished.map(|s| s.best_epoch));
         t.runs.push(run);
     }
@@ -271,16 +279,23 @@ fn final_runs(study: &Study, p: &ProtocolConfig, setting: Setting, from: &Trial)
         crate::protocol::SplitConfig::Holdout { .. } => vec![None],
         crate::protocol::SplitConfig::Folds { k } => (0..k).map(Some).collect(),
     };
+    let concatenated = p.concatenated && matches!(p.split, crate::protocol::SplitConfig::Folds { .. });
     let mut out = vec![];
     for &seed in &study.seeds {
+        let mut c = config.clone();
+        c.seed = seed;
+        let mut rp = run_protocol(study, p, Phase::Final, setting);
+        (rp.params, rp.trial) = (from.params.clone(), from.index);
         for &fold in &folds {
-            let mut c = config.clone();
-            c.seed = seed;
-            let mut rp = run_protocol(study, p, Phase::Final, setting);
-            (rp.fold, rp.params, rp.trial) = (fold, from.params.clone(), from.index);
+            let mut rp = rp.clone();
+            rp.fold = fold;
             rp.fixed_epochs = fold.is_none().then_some(fixed.max(1));
-            c.protocol = Some(rp);
-            out.push(planned(c));
+            rp.concatenation = concatenated.then_some(Concatenation::Member);
+            out.push(planned(RunConfig { protocol: Some(rp), ..c.clone() }));
+        }
+        if concatenated {
+            rp.concatenation = Some(Concatenation::Evaluation);
+            out.push(planned(RunConfig { protocol: Some(rp), ..c }));
         }
     }
     Ok(out)
@@ -338,16 +353,14 @@ pub fn search_state(study: &Study, p: &ProtocolConfig, recorded: &HashMap<String
 
 /// The first trial with the highest objective that has a finished run to take its epochs from.
 fn best_trial(trials: &[Trial]) -> Option<usize> {
-    let ok: Vec<usize> = (0..trials.len()).filter(|&i| trials[i].best_epochs.iter().any(Option::is_some)).collect();
-    ok.into_iter().fold(None, |b, i| match b {
-        Some(b) if trials[b].objective() >= trials[i].objective() => Some(b),
-        _ => Some(i),
-    })
+    let scored: Vec<(bool, Option<f64>)> =
+        trials.iter().map(|t| (t.best_epochs.iter().any(Option::is_some), t.objective())).collect();
+    crate::protocol::first_best(&scored)
 }
 
 /// Every problem of a `protocol:` block against the sweep's runs, each naming its key.
 pub fn problems(runs: &[PlannedRun], p: &ProtocolConfig) -> Vec<String> {
-    let mut out = vec![];
+    let mut out = p.problems();
     if p.search.trials == 0 {
         out.push("`protocol.search.trials`: 0: the budget must be at least 1 trial per loss".into());
     }

@@ -6,10 +6,9 @@
 use super::search::{self, SearchState};
 use super::{PlannedRun, Sweep};
 use super::{SweepEvent, SweepOptions, SweepSummary};
-use crate::execute::{execute_run, ExecuteOptions, Executed};
+use crate::execute::ExecuteOptions;
 use crate::protocol::ProtocolConfig;
 use crate::store::{self, RunRecord};
-use crate::train::RunStatus;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,10 +31,7 @@ fn check_folder(sweep: &Sweep, source: &str, opts: &SweepOptions, lock: serde_js
             .with_context(|| format!("{}: not a sweep lock file", path.display()))?;
         return search::check_unchanged(&old["protocol"], &lock, &opts.results);
     }
-    let ids: Vec<&str> = sweep.runs.iter().map(|r| r.id.as_str()).collect();
-    let body = serde_json::json!({"schema_version": store::RECORD_SCHEMA, "name": sweep.name, "fingerprint": sweep.fingerprint(), "run_ids": ids, "source": source, "protocol": lock});
-    crate::fsio::write_atomic(&path, serde_json::to_string_pretty(&body)?.as_bytes())?;
-    Ok(())
+    super::write_sweep_json(sweep, source, &path, Some(lock))
 }
 
 /// Every study's state from the records now.
@@ -55,51 +51,20 @@ fn read(results: &std::path::Path) -> Result<Vec<RunRecord>> {
 /// The protocol's upper bound of runs and epochs (every trial and final run at its maximum).
 pub fn budget(studies: &[search::Study], p: &ProtocolConfig) -> (usize, u64) {
     let folds = p.split.folds() as usize;
-    let per_final = match p.split {
-        crate::protocol::SplitConfig::Holdout { .. } => 1,
-        crate::protocol::SplitConfig::Folds { k } => k as usize,
+    // Final runs per seed and setting: one (holdout) or one per fold, plus the concatenated
+    // evaluation of the folds when asked for, which trains nothing.
+    let (per_final, evaluations) = match p.split {
+        crate::protocol::SplitConfig::Holdout { .. } => (1, 0),
+        crate::protocol::SplitConfig::Folds { k } => (k as usize, usize::from(p.concatenated)),
     };
-    let runs: Vec<(usize, u32)> = studies
+    let runs: Vec<(usize, usize, u32)> = studies
         .iter()
-        .map(|s| (folds * (p.search.trials as usize + 1) + 2 * s.seeds.len() * per_final, s.base.train.epochs))
+        .map(|s| {
+            let trained = folds * (p.search.trials as usize + 1) + 2 * s.seeds.len() * per_final;
+            (trained, 2 * s.seeds.len() * evaluations, s.base.train.epochs)
+        })
         .collect();
-    (runs.iter().map(|r| r.0).sum(), runs.iter().map(|&(n, e)| n as u64 * u64::from(e)).sum())
-}
-
-/// Executes `todo` in order, counting outcomes in `summary`; returns how many ran here.
-fn run_batch(
-    todo: &[&PlannedRun],
-    opts: &SweepOptions,
-    exec: &ExecuteOptions,
-    summary: &mut SweepSummary,
-    progress: &dyn Fn(SweepEvent),
-) -> Result<usize> {
-    let mut ran = 0;
-    for run in todo {
-        let mut config = run.config.clone();
-        if let Some(d) = &opts.device {
-            config.train.device = d.clone();
-        }
-        progress(SweepEvent::RunStarted { slug: run.slug.clone(), id: run.id.clone(), epochs: config.train.epochs });
-        let slug = run.slug.clone();
-        match execute_run(&config, &opts.results, exec, &|e| progress(SweepEvent::Run(e)))? {
-            Executed::Ran(record, _) => {
-                ran += 1;
-                let status = record.outcome.status;
-                match status {
-                    RunStatus::Finished => summary.finished += 1,
-                    RunStatus::Diverged => summary.diverged += 1,
-                    RunStatus::Failed => summary.failed += 1,
-                }
-                progress(SweepEvent::RunFinished { slug, status, error: record.outcome.error });
-            }
-            Executed::Busy => progress(SweepEvent::RunSkipped { slug, why: "another process is running it" }),
-            Executed::AlreadyRecorded(..) => {
-                progress(SweepEvent::RunSkipped { slug, why: "another process recorded it meanwhile" })
-            }
-        }
-    }
-    Ok(ran)
+    (runs.iter().map(|r| r.0 + r.1).sum(), runs.iter().map(|&(n, _, e)| n as u64 * u64::from(e)).sum())
 }
 
 /// Runs the protocol's searches and final phases until every run is recorded.
@@ -130,7 +95,10 @@ pub fn run_protocol_sweep(
         let (i, n) = opts.shard;
         let at = todo.len() * i / n.max(1);
         todo.rotate_left(at);
-        let ran = run_batch(&todo, opts, &exec, &mut summary, progress)?;
+        let mut ran = 0;
+        for run in &todo {
+            ran += usize::from(super::execute_one(run, opts, &exec, &mut summary, progress)? == super::Tried::Ran);
+        }
         if ran == 0 {
             std::thread::sleep(POLL);
         }

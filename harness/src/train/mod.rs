@@ -172,7 +172,7 @@ pub fn run_with(
         anyhow::bail!("train.batch_size must be at least 2, got {}", t.batch_size);
     }
     if let Some(p) = &config.protocol {
-        return selection::run_protocol(config, p, device, checkpoint, progress);
+        return selection::run_protocol(config, p, device, checkpoint, save_embeddings, progress);
     }
     let data =
         splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;

@@ -89,14 +89,19 @@ fn fold_parts(
 }
 
 /// Trains one protocol run: a search run scores its validation split and never loads the test
-/// split; a final run is then evaluated on the test split once, from its best epoch.
+/// split; a final run is then evaluated on the test split once, from its best epoch (its test
+/// embeddings and labels written into `save_embeddings` when given).
 pub(super) fn run_protocol(
     config: &RunConfig,
     p: &RunProtocol,
     device: Device,
     checkpoint: Option<&CheckpointPlan>,
+    save_embeddings: Option<&std::path::Path>,
     progress: &dyn Fn(RunEvent),
 ) -> Result<RunOutcome> {
+    if p.concatenation == Some(crate::protocol::Concatenation::Evaluation) {
+        bail!("a concatenated evaluation trains nothing: `harness sweep` runs it from its fold runs' kept test embeddings");
+    }
     let t = &config.train;
     let (full, classes, input_dim, fingerprint) = splits::load_train(&config.data, t)?;
     let (fit, val, fingerprint) = fold_parts(full, classes as usize, p, &fingerprint)?;
@@ -149,6 +154,10 @@ pub(super) fn run_protocol(
     let test = data.test;
     let (emb, labels, skipped) = splits::embed_test(&trainer.model, &test, device, t)?;
     outcome.diagnostics.skipped_test_images = skipped;
+    if let Some(dir) = save_embeddings {
+        crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(tch::Kind::Float))?;
+        crate::npy::write(&dir.join("labels.npy"), &labels)?;
+    }
     outcome.metrics = Some(evaluate(&emb, &labels, &config.eval)?);
     outcome.eval_seconds = eval_start.elapsed().as_secs_f64();
     Ok(outcome)
