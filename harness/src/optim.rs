@@ -137,12 +137,17 @@ impl Optimizer {
                     let v = &mut self.second[gi][pi];
                     match self.config {
                         OptimizerConfig::Adam { eps, beta1, beta2 } => {
-                            let _ = m.g_mul_scalar_(beta1).g_add_(&(&grad * (1.0 - beta1)));
-                            let _ = v.g_mul_scalar_(beta2).g_add_(&(grad.square() * (1.0 - beta2)));
-                            let bc1 = 1.0 - beta1.powf(t);
-                            let bc2 = 1.0 - beta2.powf(t);
-                            let denom = (&*v / bc2).sqrt() + eps;
-                            let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
+                            // torch.optim.Adam's single-tensor update, in place where it can be:
+                            // m ← m + (1−β₁)(g − m), v ← β₂v + (1−β₂)g²,
+                            // p ← p − (lr/bc₁)·m / (√v/√bc₂ + ε), the last as one addcdiv with the
+                            // step folded into the denominator (libtorch's addcdiv_ has value 1).
+                            let _ = m.lerp_(&grad, 1.0 - beta1);
+                            let _ = v.g_mul_scalar_(beta2).addcmul_(&grad, &(&grad * (1.0 - beta2)));
+                            let step = lr / (1.0 - beta1.powf(t));
+                            let root_bc2 = (1.0 - beta2.powf(t)).sqrt();
+                            let mut denom = v.sqrt();
+                            let _ = denom.g_mul_scalar_(-1.0 / (step * root_bc2)).g_add_scalar_(-eps / step);
+                            let _ = p.addcdiv_(&*m, &denom);
                         }
                         OptimizerConfig::Sgd { momentum } => {
                             if momentum > 0.0 {
@@ -214,6 +219,39 @@ mod tests {
             opt.step(1.0);
         }
         assert!(f64::try_from(p.detach().abs().max()).unwrap() < 0.05);
+    }
+
+    #[test]
+    fn adam_follows_torch_optim_adams_update_with_weight_decay_step_by_step() {
+        // The reference: torch.optim.Adam's formula per coordinate in f64 (L2 decay added to the
+        // gradient; bias-corrected moments; eps added to the corrected root), on f(x) = Σ c·x³/3.
+        let (lr, wd, eps, b1, b2) = (0.05, 0.01, 0.01, 0.9, 0.999);
+        let c = [1.0f64, -0.5, 2.0, 0.25];
+        let mut x = vec![1.5f64, -0.7, 0.3, 2.0];
+        let (mut m, mut v) = (vec![0.0; 4], vec![0.0; 4]);
+        let p = Tensor::from_slice(&x).set_requires_grad(true);
+        let coef = Tensor::from_slice(&c);
+        let mut opt = Optimizer::new(
+            OptimizerConfig::Adam { eps, beta1: b1, beta2: b2 },
+            vec![ParamGroup { name: "x".into(), params: vec![p.shallow_clone()], lr, weight_decay: wd }],
+        );
+        for step in 1..=25 {
+            let scale = if step > 15 { 0.1 } else { 1.0 };
+            opt.zero_grad();
+            (&coef * p.pow_tensor_scalar(3.0) / 3.0).sum(tch::Kind::Double).backward();
+            opt.step(scale);
+            for i in 0..4 {
+                let g = c[i] * x[i] * x[i] + wd * x[i];
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                let (bc1, bc2) = (1.0 - b1.powi(step), 1.0 - b2.powi(step));
+                x[i] -= lr * scale / bc1 * m[i] / ((v[i] / bc2).sqrt() + eps);
+            }
+            let ours = Vec::<f64>::try_from(&p.detach()).unwrap();
+            for i in 0..4 {
+                assert!((ours[i] - x[i]).abs() < 1e-12 * x[i].abs().max(1.0), "step {step}: {ours:?} vs {x:?}");
+            }
+        }
     }
 
     #[test]
