@@ -90,7 +90,7 @@ pub fn cell_key(r: &RunRecord) -> String {
         (Phase::Final, Setting::Tuned) => "tuned",
         (Phase::Final, _) => "default",
     };
-    if p.concatenation == Some(crate::protocol::Concatenation::Evaluation) {
+    if p.is_concatenated_evaluation() {
         return format!("{} [{role} concatenated]", p.study);
     }
     format!("{} [{role}]", p.study)

@@ -114,6 +114,13 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The fold runs a concatenated evaluation joins ([`crate::protocol::RunProtocol::members`]),
+    /// as whole configs; empty for any other run.
+    pub fn concatenation_members(&self) -> Vec<RunConfig> {
+        let members = self.protocol.as_ref().map(crate::protocol::RunProtocol::members).unwrap_or_default();
+        members.into_iter().map(|m| RunConfig { protocol: Some(m), ..self.clone() }).collect()
+    }
+
     /// Every setting that cannot work, each naming its key, found without loading any data (a
     /// generated data set's sizes are known from its settings). Checked before any run starts.
     pub fn problems(&self) -> Vec<String> {

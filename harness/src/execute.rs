@@ -101,12 +101,10 @@ pub fn execute_run(
 /// have finished) and the test embeddings it kept under [`embeddings_dir`], and evaluates them
 /// L2-normalised and concatenated ([`crate::eval::evaluate_concatenated`]).
 fn concatenated(config: &RunConfig, results: &Path) -> Result<RunOutcome> {
-    let members = config.protocol.as_ref().map(|p| p.members()).unwrap_or_default();
     let started = std::time::Instant::now();
     let (mut parts, mut fingerprints) = (vec![], vec![]);
-    for m in members {
-        let fold = m.fold.unwrap_or_default();
-        let c = RunConfig { protocol: Some(m), ..config.clone() };
+    for c in config.concatenation_members() {
+        let fold = c.protocol.as_ref().and_then(|p| p.fold).unwrap_or_default();
         let (id, slug) = (store::run_id(&c), store::slug(&c));
         let Some((record, path)) = store::read_record(results, &id, &slug)? else {
             anyhow::bail!(

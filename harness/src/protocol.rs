@@ -400,6 +400,11 @@ pub enum Concatenation {
 }
 
 impl RunProtocol {
+    /// Whether this run is a concatenated evaluation (it trains nothing).
+    pub fn is_concatenated_evaluation(&self) -> bool {
+        self.concatenation == Some(Concatenation::Evaluation)
+    }
+
     /// The fold runs whose models the concatenated evaluation `self` joins (the same setting and
     /// seed, fold 0 to k − 1), as protocol parts; empty unless `self` is such an evaluation.
     pub fn members(&self) -> Vec<RunProtocol> {

@@ -170,10 +170,10 @@ pub fn slug(config: &RunConfig) -> String {
         (Phase::Final, Setting::Tuned, _) => "final-tuned".into(),
         (Phase::Final, ..) => "final-default".into(),
     };
-    let fold = match (p.fold, p.concatenation) {
-        (Some(f), _) => format!("fold{f}"),
-        (None, Some(crate::protocol::Concatenation::Evaluation)) => "concatenated".into(),
-        (None, _) => "all".into(),
+    let fold = match p.fold {
+        Some(f) => format!("fold{f}"),
+        None if p.is_concatenated_evaluation() => "concatenated".into(),
+        None => "all".into(),
     };
     format!("{base}-{phase}-{fold}")
 }

@@ -106,6 +106,14 @@ fn outcomes(results: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// Runs `harness report` on `results` into `out` and returns the report.
+fn report_text(results: &Path, out: &Path) -> String {
+    let st =
+        Command::new(env!("CARGO_BIN_EXE_harness")).arg("report").arg(results).arg("-o").arg(out).status().unwrap();
+    assert!(st.success());
+    std::fs::read_to_string(out).unwrap()
+}
+
 fn records(results: &Path) -> Vec<RunRecord> {
     harness::store::read_records(results).unwrap()
 }
@@ -151,11 +159,7 @@ fn a_killed_search_resumes_to_the_same_trials_and_best_setting() {
     assert_eq!(outcomes(&shared), outcomes(&clean));
 
     // The report has every section, and a changed space is refused with the difference named.
-    let out = dir.join("report.md");
-    let st =
-        Command::new(env!("CARGO_BIN_EXE_harness")).arg("report").arg(&clean).arg("-o").arg(&out).status().unwrap();
-    assert!(st.success());
-    let text = std::fs::read_to_string(&out).unwrap();
+    let text = report_text(&clean, &dir.join("report.md"));
     for heading in [
         "## Protocol",
         "## views d16 SoftTriple K=2",
@@ -332,11 +336,7 @@ fn folds_with_the_concatenated_evaluation_join_each_seeds_fold_models() {
     let err = failed.outcome.error.unwrap_or_default();
     assert!(failed.outcome.metrics.is_none() && err.contains("fold 1") && err.contains("embeddings.npy"), "{err}");
 
-    let out = dir.join("report.md");
-    let st =
-        Command::new(env!("CARGO_BIN_EXE_harness")).arg("report").arg(&results).arg("-o").arg(&out).status().unwrap();
-    assert!(st.success());
-    let text = std::fs::read_to_string(&out).unwrap();
+    let text = report_text(&results, &dir.join("report.md"));
     for needle in [
         "# The tuned settings on the test split, concatenated evaluation",
         "also evaluates the fold models concatenated",

@@ -192,8 +192,8 @@ pub fn evaluate(embeddings: &Tensor, labels: &Tensor, config: &EvalConfig) -> Re
 
 /// MLRC's concatenated evaluation of several models of the same test items (*A Metric Learning
 /// Reality Check*; powerful-benchmarker's `MetaConcatenateEmbeddings`): each model's embeddings
-/// L2-normalised, concatenated along the embedding axis, and evaluated as one embedding. Every part must hold the same items with the
-/// same labels, in the same order.
+/// L2-normalised, concatenated along the embedding axis, and evaluated as one embedding. Every
+/// part must hold the same items with the same labels, in the same order.
 pub fn evaluate_concatenated(parts: &[(Tensor, Tensor)], config: &EvalConfig) -> Result<EvalReport, EvalError> {
     let Some((_, labels)) = parts.first() else {
         return Err(EvalError::BadInput("the concatenated evaluation needs at least one model's embeddings".into()));

@@ -4,7 +4,7 @@
 //! against the tuned settings; a fairness card; then the usual tables and verdict on the tuned
 //! settings' final runs.
 use super::{provenance, tables, unfinished, verdict_section, Plot, ReportOptions};
-use crate::protocol::{Concatenation, Phase, RunProtocol, Setting, SplitConfig};
+use crate::protocol::{Phase, RunProtocol, Setting, SplitConfig};
 use crate::stats::summarize;
 use crate::store::RunRecord;
 use crate::train::RunStatus;
@@ -135,7 +135,7 @@ pub(super) fn render(records: &[RunRecord], opts: &ReportOptions) -> (String, Ve
             concatenated: vec![],
         });
         match (p.phase, p.setting) {
-            (Phase::Final, _) if p.concatenation == Some(Concatenation::Evaluation) => {
+            (Phase::Final, _) if p.is_concatenated_evaluation() => {
                 if p.setting == Setting::Tuned {
                     st.concatenated.push(r);
                 }

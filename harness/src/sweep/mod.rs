@@ -303,8 +303,7 @@ fn execute_one(
         config.train.device = d.clone();
     }
     // A concatenated evaluation trains no epoch.
-    let evaluation =
-        config.protocol.as_ref().and_then(|p| p.concatenation) == Some(crate::protocol::Concatenation::Evaluation);
+    let evaluation = config.protocol.as_ref().is_some_and(|p| p.is_concatenated_evaluation());
     let epochs = if evaluation { 0 } else { config.train.epochs };
     let slug = run.slug.clone();
     progress(SweepEvent::RunStarted { slug: slug.clone(), id: run.id.clone(), epochs });

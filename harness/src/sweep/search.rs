@@ -195,12 +195,8 @@ impl SearchState {
     /// A concatenated evaluation can start once every fold run it joins is recorded.
     pub fn runnable<'a>(&'a self, recorded: &HashMap<String, &RunRecord>) -> Vec<&'a PlannedRun> {
         let search = std::iter::once(&self.default).chain(&self.trials).flat_map(|t| &t.runs);
-        let ready = |r: &PlannedRun| {
-            let members = r.config.protocol.as_ref().map(RunProtocol::members).unwrap_or_default();
-            members
-                .into_iter()
-                .all(|m| recorded.contains_key(&store::run_id(&RunConfig { protocol: Some(m), ..r.config.clone() })))
-        };
+        let ready =
+            |r: &PlannedRun| r.config.concatenation_members().iter().all(|m| recorded.contains_key(&store::run_id(m)));
         search.chain(&self.final_runs).filter(|r| !recorded.contains_key(&r.id) && ready(r)).collect()
     }
 

@@ -153,6 +153,13 @@ fn resume(
     Ok((epoch + 1, diag))
 }
 
+/// Writes a run's test embeddings and labels as `embeddings.npy` and `labels.npy` into `dir`.
+fn save_test_embeddings(dir: &Path, emb: &tch::Tensor, labels: &tch::Tensor) -> Result<()> {
+    crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(Kind::Float))?;
+    crate::npy::write(&dir.join("labels.npy"), labels)?;
+    Ok(())
+}
+
 /// Trains and evaluates one run. Errors in set-up are returned; a diverged loss is an outcome.
 pub fn run(config: &RunConfig, checkpoint: Option<&CheckpointPlan>, progress: &dyn Fn(RunEvent)) -> Result<RunOutcome> {
     run_with(config, checkpoint, None, progress)
@@ -224,8 +231,7 @@ pub fn run_with(
     let (emb, labels, skipped) = splits::embed_test(&trainer.model, &data.test, device, t)?;
     outcome.diagnostics.skipped_test_images = skipped;
     if let Some(dir) = save_embeddings {
-        crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(Kind::Float))?;
-        crate::npy::write(&dir.join("labels.npy"), &labels)?;
+        save_test_embeddings(dir, &emb, &labels)?;
     }
     outcome.metrics = Some(evaluate(&emb, &labels, &config.eval)?);
     outcome.eval_seconds = eval_start.elapsed().as_secs_f64();

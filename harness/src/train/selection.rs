@@ -99,7 +99,7 @@ pub(super) fn run_protocol(
     save_embeddings: Option<&std::path::Path>,
     progress: &dyn Fn(RunEvent),
 ) -> Result<RunOutcome> {
-    if p.concatenation == Some(crate::protocol::Concatenation::Evaluation) {
+    if p.is_concatenated_evaluation() {
         bail!("a concatenated evaluation trains nothing: `harness sweep` runs it from its fold runs' kept test embeddings");
     }
     let t = &config.train;
@@ -155,8 +155,7 @@ pub(super) fn run_protocol(
     let (emb, labels, skipped) = splits::embed_test(&trainer.model, &test, device, t)?;
     outcome.diagnostics.skipped_test_images = skipped;
     if let Some(dir) = save_embeddings {
-        crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(tch::Kind::Float))?;
-        crate::npy::write(&dir.join("labels.npy"), &labels)?;
+        super::save_test_embeddings(dir, &emb, &labels)?;
     }
     outcome.metrics = Some(evaluate(&emb, &labels, &config.eval)?);
     outcome.eval_seconds = eval_start.elapsed().as_secs_f64();
