@@ -7,6 +7,12 @@ PYTHON ?= python3
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 CARGO ?= cargo
+# Fresh builds (a new clone, CI) without incremental compilation: it only pays on a rebuild after a
+# small edit, and on a first build of the workspace's crates it costs about a third more
+# (bench/build/README.md). Developers iterating with cargo directly keep cargo's default;
+# `make ... CARGO_INCREMENTAL=1` brings it back here.
+CARGO_INCREMENTAL ?= 0
+export CARGO_INCREMENTAL
 # One build for everything: the test profile's binary (dependencies and the workspace's crates
 # optimised, see Cargo.toml). `make test` and `make quickstart` share every compiled dependency; a
 # release build would compile them all again (24 minutes on a slow 2-core machine) for runs about
