@@ -40,8 +40,7 @@ fn main() {
     let y = Tensor::arange(batch, (Kind::Int64, Device::Cpu)).remainder(classes);
     let mut step = || {
         let out = loss.forward(&model.forward(&x, true), &y).unwrap();
-        optim.zero_grad();
-        out.loss.backward();
+        optim.backward(&out.loss).unwrap();
         optim.step(1.0);
     };
     for _ in 0..5 {

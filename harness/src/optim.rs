@@ -80,6 +80,9 @@ pub struct Optimizer {
     pub groups: Vec<ParamGroup>,
     first: Vec<Vec<Tensor>>,
     second: Vec<Vec<Tensor>>,
+    /// The gradients of the last [`Optimizer::backward`], per group and parameter (undefined for a
+    /// parameter the loss does not reach); taken by the next [`Optimizer::step`].
+    grads: Vec<Vec<Tensor>>,
     /// Steps taken.
     pub step: i64,
 }
@@ -90,59 +93,70 @@ impl Optimizer {
         let zeros = |g: &ParamGroup| g.params.iter().map(|p| p.zeros_like()).collect::<Vec<_>>();
         let first = groups.iter().map(zeros).collect();
         let second = groups.iter().map(zeros).collect();
-        Self { config, groups, first, second, step: 0 }
+        Self { config, groups, first, second, grads: vec![], step: 0 }
     }
 
-    /// Sets every parameter's gradient to zero.
-    pub fn zero_grad(&mut self) {
-        for g in &mut self.groups {
-            for p in &mut g.params {
-                p.zero_grad();
-            }
-        }
+    /// Computes the gradients of `loss` with respect to every parameter, for the next step.
+    ///
+    /// They are returned by the autograd engine (as `torch.autograd.grad` does), not accumulated
+    /// into each parameter's `.grad`: no zeroing pass and no accumulating add over every parameter
+    /// each step. They are never changed in place, since one tensor may be the gradient of two.
+    pub fn backward(&mut self, loss: &Tensor) -> Result<(), tch::TchError> {
+        let params: Vec<&Tensor> = self.groups.iter().flat_map(|g| &g.params).collect();
+        let mut flat = Tensor::f_run_backward(&[loss], &params, false, false)?.into_iter();
+        self.grads = self.groups.iter().map(|g| flat.by_ref().take(g.params.len()).collect()).collect();
+        Ok(())
     }
 
-    /// Scales gradients so that their global L2 norm is at most `max_norm`; returns the norm before.
+    /// Scales the gradients of the last [`Optimizer::backward`] so that their global L2 norm is at
+    /// most `max_norm`; returns the norm before.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> =
-            self.groups.iter().flat_map(|g| g.params.iter().map(|p| p.grad())).filter(|g| g.defined()).collect();
+        let mut grads: Vec<&mut Tensor> = self.grads.iter_mut().flatten().filter(|g| g.defined()).collect();
         let total = tch::no_grad(|| {
             grads.iter().map(|g| f64::try_from(g.square().sum(tch::Kind::Double)).unwrap()).sum::<f64>().sqrt()
         });
         if total > max_norm {
             let scale = max_norm / (total + 1e-6);
             tch::no_grad(|| {
-                for g in &grads {
-                    let _ = g.shallow_clone().g_mul_scalar_(scale);
+                for g in grads.iter_mut() {
+                    **g = g.g_mul_scalar(scale);
                 }
             });
         }
         total
     }
 
-    /// One update with every group's learning rate multiplied by `lr_scale` (the schedule).
+    /// One update from the gradients of the last [`Optimizer::backward`] (a parameter without one
+    /// is left as it is), with every group's learning rate multiplied by `lr_scale` (the schedule).
     pub fn step(&mut self, lr_scale: f64) {
         self.step += 1;
         let t = self.step as f64;
+        let grads = std::mem::take(&mut self.grads);
         tch::no_grad(|| {
             for (gi, g) in self.groups.iter_mut().enumerate() {
                 let lr = g.lr * lr_scale;
                 for (pi, p) in g.params.iter_mut().enumerate() {
-                    let grad = p.grad();
-                    if !grad.defined() {
+                    let Some(grad) = grads.get(gi).and_then(|gs| gs.get(pi)).filter(|t| t.defined()) else {
                         continue;
-                    }
-                    let grad = if g.weight_decay != 0.0 { &grad + &*p * g.weight_decay } else { grad };
+                    };
+                    // g + λ·p as one kernel: addcmul with λ as a 0-dim tensor of p's kind (libtorch's
+                    // `add` with alpha is not in tch's API). Not in place: the engine may hand one
+                    // tensor out as the gradient of two parameters.
+                    let grad = if g.weight_decay != 0.0 {
+                        grad.addcmul(&*p, &Tensor::from(g.weight_decay).to_kind(p.kind()))
+                    } else {
+                        grad.shallow_clone()
+                    };
                     let m = &mut self.first[gi][pi];
                     let v = &mut self.second[gi][pi];
                     match self.config {
                         OptimizerConfig::Adam { eps, beta1, beta2 } => {
                             // torch.optim.Adam's single-tensor update, in place where it can be:
-                            // m ← m + (1−β₁)(g − m), v ← β₂v + (1−β₂)g²,
+                            // m ← m + (1−β₁)(g − m), v ← v + (1−β₂)(g² − v) (= β₂v + (1−β₂)g²),
                             // p ← p − (lr/bc₁)·m / (√v/√bc₂ + ε), the last as one addcdiv with the
                             // step folded into the denominator (libtorch's addcdiv_ has value 1).
                             let _ = m.lerp_(&grad, 1.0 - beta1);
-                            let _ = v.g_mul_scalar_(beta2).addcmul_(&grad, &(&grad * (1.0 - beta2)));
+                            let _ = v.lerp_(&grad.square(), 1.0 - beta2);
                             let step = lr / (1.0 - beta1.powf(t));
                             let root_bc2 = (1.0 - beta2.powf(t)).sqrt();
                             let mut denom = v.sqrt();
@@ -209,13 +223,12 @@ mod tests {
             OptimizerConfig::Adam { eps: 1e-8, beta1: 0.9, beta2: 0.999 },
             vec![ParamGroup { name: "x".into(), params: vec![p.shallow_clone()], lr: 0.1, weight_decay: 0.0 }],
         );
-        p.square().sum(tch::Kind::Double).backward();
+        opt.backward(&p.square().sum(tch::Kind::Double)).unwrap();
         opt.step(1.0);
         let v = Vec::<f64>::try_from(&p.detach()).unwrap();
         assert!((v[0] - 2.9).abs() < 1e-6 && (v[1] + 1.9).abs() < 1e-6, "{v:?}");
         for _ in 0..500 {
-            opt.zero_grad();
-            p.square().sum(tch::Kind::Double).backward();
+            opt.backward(&p.square().sum(tch::Kind::Double)).unwrap();
             opt.step(1.0);
         }
         assert!(f64::try_from(p.detach().abs().max()).unwrap() < 0.05);
@@ -237,8 +250,7 @@ mod tests {
         );
         for step in 1..=25 {
             let scale = if step > 15 { 0.1 } else { 1.0 };
-            opt.zero_grad();
-            (&coef * p.pow_tensor_scalar(3.0) / 3.0).sum(tch::Kind::Double).backward();
+            opt.backward(&(&coef * p.pow_tensor_scalar(3.0) / 3.0).sum(tch::Kind::Double)).unwrap();
             opt.step(scale);
             for i in 0..4 {
                 let g = c[i] * x[i] * x[i] + wd * x[i];
@@ -255,6 +267,38 @@ mod tests {
     }
 
     #[test]
+    fn parameters_sharing_one_gradient_tensor_are_each_decayed_and_clipped_once() {
+        // d(Σp + Σq)/dp and /dq are both views of one tensor of ones, so an update that changed a
+        // gradient in place would clip or decay it twice (or fail on the expanded view). Clipping
+        // scales the raw gradients (global norm √4 = 2) by s = 1/(2 + 1e-6); the step then adds the
+        // decay: with SGD at lr 1, x ← x − (s + λx) for every coordinate of both parameters.
+        let p = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+        let q = Tensor::from_slice(&[-1.0f64, 3.0]).set_requires_grad(true);
+        let lambda = 0.1;
+        let mut opt = Optimizer::new(
+            OptimizerConfig::Sgd { momentum: 0.0 },
+            vec![ParamGroup {
+                name: "x".into(),
+                params: vec![p.shallow_clone(), q.shallow_clone()],
+                lr: 1.0,
+                weight_decay: lambda,
+            }],
+        );
+        opt.backward(&(p.sum(tch::Kind::Double) + q.sum(tch::Kind::Double))).unwrap();
+        let norm = opt.clip_grad_norm(1.0);
+        assert!((norm - 2.0).abs() < 1e-12, "{norm}");
+        opt.step(1.0);
+        let s = 1.0 / (2.0 + 1e-6);
+        for (t, x0) in [(&p, [1.0, 2.0]), (&q, [-1.0, 3.0])] {
+            let got = Vec::<f64>::try_from(&t.detach()).unwrap();
+            for i in 0..2 {
+                let want = x0[i] - (s + lambda * x0[i]);
+                assert!((got[i] - want).abs() < 1e-12, "{got:?} vs {want}");
+            }
+        }
+    }
+
+    #[test]
     fn state_round_trips() {
         let p = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
         let mk = |p: &Tensor| {
@@ -264,7 +308,7 @@ mod tests {
             )
         };
         let mut a = mk(&p);
-        p.square().sum(tch::Kind::Float).backward();
+        a.backward(&p.square().sum(tch::Kind::Float)).unwrap();
         a.step(1.0);
         let state: std::collections::HashMap<_, _> = a.state().into_iter().collect();
         let q = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);

@@ -67,7 +67,10 @@ pub fn l2_normalize(t: &Tensor, dim: i64) -> Result<Tensor, tch::TchError> {
     // `linalg_norm` over one dim is ATen's `linalg_vector_norm`, as F.normalize uses; the legacy
     // `norm.ScalarOpt_dim` kernel is about 10% slower forward + backward on a 512 × 113,180 matrix.
     let norm = t.f_linalg_norm(2, [dim].as_slice(), true, None::<tch::Kind>)?.f_clamp_min(1e-12)?;
-    t.f_div(&norm)
+    // Times the reciprocal rather than divided by the norm (F.normalize divides): the same value to
+    // float rounding, and a multiplication's backward is cheaper than a division's on the large
+    // operand (one product instead of a quotient and a second quotient times the output).
+    t.f_mul(&norm.f_reciprocal()?)
 }
 
 /// How the K similarities of a class are pooled into one class similarity (paper.md §2).

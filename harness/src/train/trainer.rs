@@ -111,8 +111,7 @@ impl<'a> Trainer<'a> {
             return Ok(None);
         }
         let reg = out.regularizer.as_ref().map(f64::try_from).transpose()?.unwrap_or(0.0);
-        self.opt.zero_grad();
-        out.loss.backward();
+        self.opt.backward(&out.loss)?;
         if let Some(c) = t.grad_clip {
             self.opt.clip_grad_norm(c);
         }
