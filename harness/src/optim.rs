@@ -139,11 +139,12 @@ impl Optimizer {
                     let Some(grad) = grads.get(gi).and_then(|gs| gs.get(pi)).filter(|t| t.defined()) else {
                         continue;
                     };
-                    // g + λ·p as one kernel: addcmul with λ as a 0-dim tensor of p's kind (libtorch's
-                    // `add` with alpha is not in tch's API). Not in place: the engine may hand one
-                    // tensor out as the gradient of two parameters.
+                    // g + λ·p as one kernel: addcmul with λ as a 0-dim tensor of p's kind, on p's
+                    // device (a ternary op takes no CPU scalar beside CUDA tensors; libtorch's `add`
+                    // with alpha is not in tch's API). Not in place: the engine may hand one tensor
+                    // out as the gradient of two parameters.
                     let grad = if g.weight_decay != 0.0 {
-                        grad.addcmul(&*p, &Tensor::from(g.weight_decay).to_kind(p.kind()))
+                        grad.addcmul(&*p, &Tensor::scalar_tensor(g.weight_decay, (p.kind(), p.device())))
                     } else {
                         grad.shallow_clone()
                     };
