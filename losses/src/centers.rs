@@ -54,12 +54,40 @@ impl Centers {
         Ok(l2_normalize(&self.var, 0)?)
     }
 
-    /// Cosine similarity of every embedding to every centre, shaped N × C × K, given the
-    /// normalised centres (so a caller that also needs them normalises once).
-    pub fn similarities(&self, unit_embeddings: &Tensor, unit_centers: &Tensor) -> Result<Tensor, LossError> {
-        let n = unit_embeddings.size()[0];
-        Ok(unit_embeddings.f_matmul(unit_centers)?.f_view([n, self.num_classes, self.per_class])?)
+    /// Cosine of every embedding to every centre (N × C·K) and the centres' inverse norms (1 × C·K),
+    /// in the embeddings' kind. The centres are not normalised as a matrix: `x·(w/‖w‖)` is computed
+    /// as `(x·w)/‖w‖`, so forward and backward touch the dim × C·K matrix in the product and in its
+    /// squared norms only (reports/perf.md measures it).
+    pub fn cosines(&self, unit_embeddings: &Tensor) -> Result<(Tensor, Tensor), LossError> {
+        let w = self.var.f_to_kind(unit_embeddings.kind())?;
+        let inverse = inverse_column_norms(&w)?;
+        Ok((unit_embeddings.f_matmul(&w)?.f_mul(&inverse)?, inverse))
     }
+
+    /// [`Centers::cosines`] shaped N × C × K, with the inverse norms.
+    pub fn similarities(&self, unit_embeddings: &Tensor) -> Result<(Tensor, Tensor), LossError> {
+        let n = unit_embeddings.size()[0];
+        let (cosines, inverse) = self.cosines(unit_embeddings)?;
+        Ok((cosines.f_view([n, self.num_classes, self.per_class])?, inverse))
+    }
+
+    /// The centre regularizer `R / (C·K·(K−1))` with `R = Σ_c Σ_{t<s} √(2 + ε − 2 w_c^t·w_c^s)` over
+    /// unit centres (paper.md §2), computed in K × K blocks, given the inverse norms from
+    /// [`Centers::cosines`]. Needs K ≥ 2.
+    pub fn regularizer(&self, inverse_norms: &Tensor) -> Result<Tensor, LossError> {
+        let (c, k) = (self.num_classes, self.per_class);
+        let w = self.var.f_to_kind(inverse_norms.kind())?;
+        let inverse = inverse_norms.f_view([c, k])?;
+        // w_t·w_s/(‖w_t‖‖w_s‖) per class: the raw K × K blocks scaled by both inverse norms.
+        let cos = class_center_cosines(&w, c, k)?.f_mul(&inverse.f_unsqueeze(2)?)?.f_mul(&inverse.f_unsqueeze(1)?)?;
+        regularizer_of_cosines(&cos, c, k)
+    }
+}
+
+/// `1 / max(‖w_j‖, 1e-12)` of every column of `w` as a 1 × columns row (the clamp of
+/// `torch.nn.functional.normalize`, applied to the squared norm as `1e-24`).
+pub fn inverse_column_norms(w: &Tensor) -> Result<Tensor, tch::TchError> {
+    w.f_square()?.f_sum_dim_intlist([0].as_slice(), true, w.kind())?.f_clamp_min(1e-24)?.f_rsqrt()
 }
 
 /// Scales `t` to unit L2 norm along `dim`, as `torch.nn.functional.normalize` (norm clamped at 1e-12).
@@ -110,18 +138,17 @@ pub fn margin_cross_entropy(class_sim: &Tensor, labels: &Tensor, la: f64, margin
     Ok(logits.f_cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)?)
 }
 
-/// Cosines between the centres of each class: C × K × K, computed per class (no (C·K)² matrix).
-pub fn class_center_cosines(unit_centers: &Tensor, num_classes: i64, per_class: i64) -> Result<Tensor, LossError> {
-    let dim = unit_centers.size()[0];
-    let blocks = unit_centers.f_view([dim, num_classes, per_class])?.f_permute([1, 2, 0])?; // C × K × dim
+/// Products between the centres of each class (cosines for unit centres): C × K × K, computed
+/// per class (no (C·K)² matrix).
+pub fn class_center_cosines(centers: &Tensor, num_classes: i64, per_class: i64) -> Result<Tensor, LossError> {
+    let dim = centers.size()[0];
+    let blocks = centers.f_view([dim, num_classes, per_class])?.f_permute([1, 2, 0])?; // C × K × dim
     Ok(blocks.f_bmm(&blocks.f_transpose(1, 2)?)?)
 }
 
-/// The centre regularizer `R / (C·K·(K−1))` with `R = Σ_c Σ_{t<s} √(2 + ε − 2 w_c^t·w_c^s)`
-/// (paper.md §2), computed in K × K blocks. Needs K ≥ 2.
-pub fn center_regularizer(unit_centers: &Tensor, num_classes: i64, per_class: i64) -> Result<Tensor, LossError> {
+/// The regularizer from the C × K × K cosines of each class's centres.
+fn regularizer_of_cosines(cos: &Tensor, num_classes: i64, per_class: i64) -> Result<Tensor, LossError> {
     let k = per_class;
-    let cos = class_center_cosines(unit_centers, num_classes, k)?;
     let upper = Tensor::f_ones([k, k], (Kind::Bool, cos.device()))?.f_triu(1)?;
     let pairs = cos.f_masked_select(&upper)?;
     let distances = pairs.f_mul_scalar(-2.0)?.f_add_scalar(2.0 + REGULARIZER_EPS)?.f_sqrt()?;

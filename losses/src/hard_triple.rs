@@ -48,7 +48,7 @@ impl MetricLoss for HardTriple {
     fn forward(&self, embeddings: &Tensor, labels: &Tensor) -> Result<LossOutput, LossError> {
         checks::check_batch(embeddings, labels, self.centers.dim, Some(self.centers.num_classes))?;
         let x = l2_normalize(embeddings, 1)?;
-        let sim = self.centers.similarities(&x, &self.centers.normalized()?.f_to_kind(x.kind())?)?;
+        let (sim, _) = self.centers.similarities(&x)?;
         let class_sim = CenterPooling::Max.pool(&sim)?;
         let loss = margin_cross_entropy(&class_sim, labels, self.config.la, self.config.margin)?;
         Ok(LossOutput::classification_only(loss))

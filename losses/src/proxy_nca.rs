@@ -58,11 +58,11 @@ impl MetricLoss for ProxyNca {
     fn forward(&self, embeddings: &Tensor, labels: &Tensor) -> Result<LossOutput, LossError> {
         checks::check_batch(embeddings, labels, self.proxies.dim, Some(self.proxies.num_classes))?;
         let x = l2_normalize(embeddings, 1)?;
-        let p = self.proxies.normalized()?.to_kind(x.kind());
+
         // For unit x and p, ‖s·x − s·p‖² = s²(2 − 2 x·p); the constant 2s² cancels in the softmax,
         // so the logits are 2s²·(x·p) and no N × C × dim tensor or norm pass is needed.
         let s2 = self.config.scale * self.config.scale;
-        let logits = x.f_matmul(&p)?.f_mul_scalar(2.0 * s2)?;
+        let logits = self.proxies.cosines(&x)?.0.f_mul_scalar(2.0 * s2)?;
         let idx = labels.f_unsqueeze(1)?;
         let loss = if self.config.include_positive {
             logits.f_cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, 0.0)?

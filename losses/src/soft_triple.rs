@@ -1,5 +1,5 @@
 //! SoftTriple (paper.md §2): K centres per class pooled by a softmax, plus the centre regularizer.
-use crate::centers::{center_regularizer, l2_normalize, margin_cross_entropy, CenterPooling, Centers};
+use crate::centers::{l2_normalize, margin_cross_entropy, CenterPooling, Centers};
 use crate::{checks, LossError, LossOutput, MetricLoss};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -61,14 +61,13 @@ impl MetricLoss for SoftTriple {
     fn forward(&self, embeddings: &Tensor, labels: &Tensor) -> Result<LossOutput, LossError> {
         checks::check_batch(embeddings, labels, self.centers.dim, Some(self.centers.num_classes))?;
         let x = l2_normalize(embeddings, 1)?;
-        let unit = self.centers.normalized()?.f_to_kind(x.kind())?;
-        let sim = self.centers.similarities(&x, &unit)?;
+        let (sim, inverse_norms) = self.centers.similarities(&x)?;
         let class_sim = CenterPooling::Soft { gamma: self.config.gamma }.pool(&sim)?;
         let classification = margin_cross_entropy(&class_sim, labels, self.config.la, self.config.margin)?;
         if !self.has_regularizer() {
             return Ok(LossOutput::classification_only(classification));
         }
-        let regularizer = center_regularizer(&unit, self.centers.num_classes, self.centers.per_class)?;
+        let regularizer = self.centers.regularizer(&inverse_norms)?;
         let loss = classification.f_add(&regularizer.f_mul_scalar(self.config.tau)?)?;
         Ok(LossOutput { loss, classification, regularizer: Some(regularizer), active_fraction: None })
     }

@@ -45,8 +45,7 @@ impl MetricLoss for SoftmaxNorm {
     fn forward(&self, embeddings: &Tensor, labels: &Tensor) -> Result<LossOutput, LossError> {
         checks::check_batch(embeddings, labels, self.centers.dim, Some(self.centers.num_classes))?;
         let x = l2_normalize(embeddings, 1)?;
-        let w = self.centers.normalized()?.to_kind(x.kind());
-        let sim = x.f_matmul(&w)?;
+        let (sim, _) = self.centers.cosines(&x)?;
         let loss = margin_cross_entropy(&sim, labels, self.config.la, self.config.margin)?;
         Ok(LossOutput::classification_only(loss))
     }
