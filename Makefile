@@ -35,7 +35,7 @@ build: setup
 	$(CARGO) build --locked -p harness
 
 ## quickstart: the main job: train the quickstart sweep (configs/quickstart.yaml, the K × τ study on the
-## views data at K ∈ {2, 4}, 3 seeds) into results/quickstart/ (git-ignored; resumable), seed by seed
+## views data at K ∈ {1, 2, 4}, 5 seeds) into results/quickstart/ (git-ignored; resumable), seed by seed
 ## with its report rewritten after each round, then compare it with the committed reference in
 ## reports/quickstart/. Takes over the records of `make study` when results/study/ holds them.
 quickstart: build

@@ -450,17 +450,21 @@ fn sweep(
         return tune(&sweep, &source, &opts, report);
     }
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
+    // A report that cannot be written now is written at the next round or by `harness report`.
+    let unwritten = |err: anyhow::Error| tracing::warn!("the round's report was not written: {err:#}");
     let rounds = report.map(|(output, baseline)| {
-        std::cell::RefCell::new(RoundReports { sweep: &sweep, results: results.clone(), output, baseline, written: 0 })
+        let mut r = RoundReports { sweep: &sweep, results: results.clone(), output, baseline, written: 0 };
+        r.before_runs().unwrap_or_else(unwritten);
+        std::cell::RefCell::new(r)
     });
     let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
-        let finished = matches!(e, harness::sweep::SweepEvent::RunFinished { .. });
+        let finished = match &e {
+            harness::sweep::SweepEvent::RunFinished { slug, .. } => Some(slug.clone()),
+            _ => None,
+        };
         display.borrow_mut().show(e);
-        if let (true, Some(r)) = (finished, &rounds) {
-            // A report that cannot be written now is written at the next round or by `harness report`.
-            if let Err(err) = r.borrow_mut().after_run() {
-                tracing::warn!("the round's report was not written: {err:#}");
-            }
+        if let (Some(slug), Some(r)) = (finished, &rounds) {
+            r.borrow_mut().after_run(&slug).unwrap_or_else(unwritten);
         }
     })?;
     display.borrow_mut().finish();
@@ -548,8 +552,9 @@ struct RoundReports<'a> {
 }
 
 impl RoundReports<'_> {
-    /// Called after each run: writes the report when more rounds are complete than last time.
-    fn after_run(&mut self) -> Result<()> {
+    /// The seeds whose every run is recorded (the seeds in order, up to the first incomplete one)
+    /// and the records.
+    fn complete_rounds(&self) -> Result<(Vec<u64>, Vec<harness::store::RunRecord>)> {
         let records = harness::store::read_records(&self.results)?;
         let recorded: std::collections::HashSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
         let seeds: std::collections::BTreeSet<u64> = self.sweep.runs.iter().map(|r| r.config.seed).collect();
@@ -560,9 +565,40 @@ impl RoundReports<'_> {
                 self.sweep.runs.iter().filter(|r| r.config.seed == *s).all(|r| recorded.contains(r.id.as_str()))
             })
             .collect();
+        Ok((complete, records))
+    }
+
+    /// Before any run: the report of the rounds a resumed sweep finds complete.
+    fn before_runs(&mut self) -> Result<()> {
+        if !self.results.join("runs").is_dir() {
+            return Ok(());
+        }
+        let (complete, records) = self.complete_rounds()?;
+        if complete.is_empty() {
+            return Ok(());
+        }
+        self.write(&complete, records)
+    }
+
+    /// After a run of this process: writes the report when this run completed a round. A round
+    /// that another process's run completed is that process's to write (two processes sharing a
+    /// results folder each wrote every round's report, each taking seconds from its runs).
+    fn after_run(&mut self, slug: &str) -> Result<()> {
+        let (complete, records) = self.complete_rounds()?;
         if complete.len() <= self.written {
             return Ok(());
         }
+        let seed = self.sweep.runs.iter().find(|r| r.slug == slug).map(|r| r.config.seed);
+        if !seed.is_some_and(|s| complete[self.written..].contains(&s)) {
+            self.written = complete.len();
+            return Ok(());
+        }
+        self.write(&complete, records)
+    }
+
+    /// Writes the report of the complete rounds' records alone.
+    fn write(&mut self, complete: &[u64], records: Vec<harness::store::RunRecord>) -> Result<()> {
+        let seeds: std::collections::BTreeSet<u64> = self.sweep.runs.iter().map(|r| r.config.seed).collect();
         let ids: std::collections::HashSet<&str> =
             self.sweep.runs.iter().filter(|r| complete.contains(&r.config.seed)).map(|r| r.id.as_str()).collect();
         let done: Vec<harness::store::RunRecord> =

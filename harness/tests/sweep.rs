@@ -520,3 +520,72 @@ fn runs_go_seed_by_seed_and_the_report_is_rewritten_after_each_round() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn two_processes_sharing_a_folder_write_each_rounds_report_once() {
+    // Each round's report is written by the process whose run completed the round; before, both
+    // processes wrote every round they saw complete (here about 7 reports for 4 rounds).
+    let dir = tmp("rounds-shared");
+    let file = write_sweep(&dir, &TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]"));
+    let (results, report) = (dir.join("results"), dir.join("early.md"));
+    let spawn = || {
+        harness()
+            .arg("sweep")
+            .arg(&file)
+            .arg("--results")
+            .arg(&results)
+            .arg("--report")
+            .arg(&report)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let logs: Vec<String> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        })
+        .collect();
+    let all = logs.concat();
+    let written: Vec<&str> = all.lines().filter_map(|l| l.split_once("INFO report of ").map(|(_, r)| r)).collect();
+    // Rounds that complete together (one process's last run of a round outlasting the other's runs
+    // of the next) are one report; the last is of every round.
+    assert!(written.iter().any(|w| w.starts_with("every round")), "no final report: {written:?}");
+    // One per round, and one more where both processes finished a round's last runs at once.
+    let labels: std::collections::BTreeSet<&str> = written.iter().map(|w| w.split(':').next().unwrap()).collect();
+    assert!(written.len() <= labels.len() + 1, "a round reported twice more than once: {written:?}");
+    assert!(written.len() <= 5, "{} reports for 4 rounds: {written:?}", written.len());
+    assert_eq!(std::fs::read_dir(results.join("runs")).unwrap().count(), 12);
+    let last = std::fs::read_to_string(&report).unwrap();
+    assert!(last.starts_with("# Report: tiny, every round"), "{}", &last[..100.min(last.len())]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_resumed_sweep_writes_the_report_of_its_complete_rounds_before_its_first_run() {
+    let dir = tmp("rounds-resumed");
+    let file = write_sweep(&dir, TINY);
+    let (results, report) = (dir.join("results"), dir.join("early.md"));
+    let first = harness().arg("sweep").arg(&file).arg("--results").arg(&results).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(!report.exists());
+    // One run of the second round lost: round 1 is complete, round 2 is not.
+    let lost = std::fs::read_dir(results.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().contains("-s1"))
+        .expect("a seed-1 record");
+    std::fs::remove_file(&lost).unwrap();
+    let out =
+        harness().arg("sweep").arg(&file).arg("--results").arg(&results).arg("--report").arg(&report).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("no `{needle}` in:\n{log}"));
+    assert!(at("INFO report of round 1 of 2") < at("[1/1] synthetic-"), "{log}");
+    assert!(at("INFO report of every round") > at("[1/1] synthetic-"), "{log}");
+    assert_eq!(log.matches("INFO report of ").count(), 2, "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
