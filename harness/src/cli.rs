@@ -124,7 +124,8 @@ pub enum Command {
         /// Write the report to this file each time a round is complete (every run of a seed; runs
         /// go seed by seed), from the complete rounds alone: an early, low-power report to read
         /// while the sweep goes on. A resumed sweep writes it first for the rounds already complete;
-        /// of processes sharing the results folder, the one whose run completes a round writes it.
+        /// of processes sharing the results folder, the one whose run completes a round writes it
+        /// (once, and never an older round's report over a newer one).
         #[arg(long, value_name = "FILE")]
         report: Option<std::path::PathBuf>,
         /// Loss kind the --report compares every other variant with.

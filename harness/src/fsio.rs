@@ -94,6 +94,21 @@ pub fn try_lock(path: &Path) -> Result<Option<FileLock>, FsError> {
     }
 }
 
+/// Takes the lock of `path` (the file is created if missing), waiting while another process holds it.
+pub fn lock(path: &Path) -> Result<FileLock, FsError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io("creating folder", dir))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io("opening lock file", path))?;
+    file.lock().map_err(io("locking", path))?;
+    Ok(FileLock { _file: file })
+}
+
 /// This machine's host name ('.'-free, for temporary file names).
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -173,6 +188,28 @@ mod tests {
         assert!(try_lock(&path).unwrap().is_none(), "a second handle must not get it");
         drop(held);
         assert!(try_lock(&path).unwrap().is_some(), "free again once dropped");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_waiting_lock_is_taken_once_the_holder_drops_it() {
+        let dir = scratch("lock-wait");
+        let path = dir.join("lock");
+        let held = lock(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let got = lock(&path).unwrap();
+                tx.send(()).unwrap();
+                drop(got);
+            })
+        };
+        let early = rx.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(early.is_err(), "the lock was taken while held");
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("taken once dropped");
+        waiter.join().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

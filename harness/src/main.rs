@@ -453,9 +453,9 @@ fn sweep(
     // A report that cannot be written now is written at the next round or by `harness report`.
     let unwritten = |err: anyhow::Error| tracing::warn!("the round's report was not written: {err:#}");
     let rounds = report.map(|(output, baseline)| {
-        let mut r = RoundReports { sweep: &sweep, results: results.clone(), output, baseline, written: 0 };
+        let r = RoundReports { sweep: &sweep, results: results.clone(), output, baseline };
         r.before_runs().unwrap_or_else(unwritten);
-        std::cell::RefCell::new(r)
+        r
     });
     let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
         let finished = match &e {
@@ -464,7 +464,7 @@ fn sweep(
         };
         display.borrow_mut().show(e);
         if let (Some(slug), Some(r)) = (finished, &rounds) {
-            r.borrow_mut().after_run(&slug).unwrap_or_else(unwritten);
+            r.after_run(&slug).unwrap_or_else(unwritten);
         }
     })?;
     display.borrow_mut().finish();
@@ -512,18 +512,20 @@ fn tune(
     );
     if let Some((output, baseline)) = report {
         let records = harness::store::read_records(&opts.results)?;
-        write_report(&records, &output, &format!("Report: {}", sweep.name), &baseline)?;
+        write_report(&records, &output, &format!("Report: {}", sweep.name), &baseline, "")?;
         tracing::info!("report written to {}", output.display());
     }
     Ok(())
 }
 
-/// Renders `records` into `output` (Markdown) and its charts beside it, each written atomically.
+/// Renders `records` into `output` (Markdown, `footer` its last line unless empty) and its charts
+/// beside it, each written atomically.
 fn write_report(
     records: &[harness::store::RunRecord],
     output: &std::path::Path,
     title: &str,
     baseline: &str,
+    footer: &str,
 ) -> Result<()> {
     let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
     let opts = harness::report::ReportOptions {
@@ -537,6 +539,7 @@ fn write_report(
     for p in &plots {
         harness::fsio::write_atomic(&folder.join(&p.file_name), p.svg.as_bytes())?;
     }
+    let text = if footer.is_empty() { text } else { format!("{text}\n{footer}\n") };
     harness::fsio::write_atomic(output, text.as_bytes())?;
     Ok(())
 }
@@ -548,7 +551,6 @@ struct RoundReports<'a> {
     results: std::path::PathBuf,
     output: std::path::PathBuf,
     baseline: String,
-    written: usize,
 }
 
 impl RoundReports<'_> {
@@ -569,35 +571,38 @@ impl RoundReports<'_> {
     }
 
     /// Before any run: the report of the rounds a resumed sweep finds complete.
-    fn before_runs(&mut self) -> Result<()> {
+    fn before_runs(&self) -> Result<()> {
         if !self.results.join("runs").is_dir() {
             return Ok(());
         }
+        self.write()
+    }
+
+    /// After a run of this process: writes the report when the run's round is complete (the run
+    /// completed it, or re-ran one of its runs). A round that another process's run completed is
+    /// that process's to write (two processes sharing a results folder each wrote every round's
+    /// report, each taking seconds from its runs).
+    fn after_run(&self, slug: &str) -> Result<()> {
+        let (complete, _) = self.complete_rounds()?;
+        let seed = self.sweep.runs.iter().find(|r| r.slug == slug).map(|r| r.config.seed);
+        if seed.is_some_and(|s| complete.contains(&s)) {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the report of the complete rounds' records alone, unless the report holds these
+    /// records already. The rounds are read under a lock beside the report, so a process whose
+    /// round completed first but whose write comes last cannot put an older report back over a
+    /// newer one, and two processes that completed a round at once write it once.
+    fn write(&self) -> Result<()> {
+        let name = self.output.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let folder = self.output.parent().unwrap_or(std::path::Path::new("."));
+        let _lock = harness::fsio::lock(&folder.join(format!(".{name}.lock")))?;
         let (complete, records) = self.complete_rounds()?;
         if complete.is_empty() {
             return Ok(());
         }
-        self.write(&complete, records)
-    }
-
-    /// After a run of this process: writes the report when this run completed a round. A round
-    /// that another process's run completed is that process's to write (two processes sharing a
-    /// results folder each wrote every round's report, each taking seconds from its runs).
-    fn after_run(&mut self, slug: &str) -> Result<()> {
-        let (complete, records) = self.complete_rounds()?;
-        if complete.len() <= self.written {
-            return Ok(());
-        }
-        let seed = self.sweep.runs.iter().find(|r| r.slug == slug).map(|r| r.config.seed);
-        if !seed.is_some_and(|s| complete[self.written..].contains(&s)) {
-            self.written = complete.len();
-            return Ok(());
-        }
-        self.write(&complete, records)
-    }
-
-    /// Writes the report of the complete rounds' records alone.
-    fn write(&mut self, complete: &[u64], records: Vec<harness::store::RunRecord>) -> Result<()> {
         let seeds: std::collections::BTreeSet<u64> = self.sweep.runs.iter().map(|r| r.config.seed).collect();
         let ids: std::collections::HashSet<&str> =
             self.sweep.runs.iter().filter(|r| complete.contains(&r.config.seed)).map(|r| r.id.as_str()).collect();
@@ -614,11 +619,25 @@ impl RoundReports<'_> {
             )
         };
         let title = format!("Report: {}, {rounds}", self.sweep.name);
-        write_report(&done, &self.output, &title, &self.baseline)?;
-        self.written = complete.len();
+        let mark = format!("<!-- sweep --report of records {} -->", records_mark(&title, &done));
+        if std::fs::read_to_string(&self.output).is_ok_and(|t| t.contains(&mark)) {
+            tracing::debug!("the report of {rounds} is written already: {}", self.output.display());
+            return Ok(());
+        }
+        write_report(&done, &self.output, &title, &self.baseline, &mark)?;
         tracing::info!("report of {rounds}: {}", self.output.display());
         Ok(())
     }
+}
+
+/// What a report was made of: the hash of its title and its records' ids and finish times (a
+/// re-run record changes it).
+fn records_mark(title: &str, records: &[harness::store::RunRecord]) -> String {
+    use sha2::Digest;
+    let mut keys: Vec<String> = records.iter().map(|r| format!("{} {}", r.id, r.finished_at)).collect();
+    keys.sort();
+    let digest = sha2::Sha256::digest(format!("{title}\n{}", keys.join("\n")).as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The floor of every (data set, embedding size) whose data is generated in memory, from the
@@ -661,7 +680,7 @@ fn report(results: &std::path::Path, output: Option<std::path::PathBuf>, baselin
     }
     let name = results.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "report".into());
     let output = output.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("{name}.md")));
-    write_report(&records, &output, &format!("Report: {name}"), baseline)?;
+    write_report(&records, &output, &format!("Report: {name}"), baseline, "")?;
     let (csv, parquet) = harness::table::export(results, &records)?;
     tracing::info!(
         "report: {} ({} runs); tables: {}, {}",
