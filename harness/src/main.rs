@@ -619,7 +619,7 @@ impl RoundReports<'_> {
             )
         };
         let title = format!("Report: {}, {rounds}", self.sweep.name);
-        let mark = format!("<!-- sweep --report of records {} -->", records_mark(&title, &done));
+        let mark = format!("<!-- sweep --report of records {} -->", records_mark(&title, &self.baseline, &done));
         if std::fs::read_to_string(&self.output).is_ok_and(|t| t.contains(&mark)) {
             tracing::debug!("the report of {rounds} is written already: {}", self.output.display());
             return Ok(());
@@ -630,13 +630,13 @@ impl RoundReports<'_> {
     }
 }
 
-/// What a report was made of: the hash of its title and its records' ids and finish times (a
-/// re-run record changes it).
-fn records_mark(title: &str, records: &[harness::store::RunRecord]) -> String {
+/// What a report was made of: the hash of its title, its baseline and its records' ids and finish
+/// times (a re-run record changes it).
+fn records_mark(title: &str, baseline: &str, records: &[harness::store::RunRecord]) -> String {
     use sha2::Digest;
     let mut keys: Vec<String> = records.iter().map(|r| format!("{} {}", r.id, r.finished_at)).collect();
     keys.sort();
-    let digest = sha2::Sha256::digest(format!("{title}\n{}", keys.join("\n")).as_bytes());
+    let digest = sha2::Sha256::digest(format!("{title}\n{baseline}\n{}", keys.join("\n")).as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

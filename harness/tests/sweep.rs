@@ -590,20 +590,24 @@ fn a_resumed_sweep_writes_the_report_of_its_complete_rounds_before_its_first_run
     assert_eq!(log.matches("INFO report of ").count(), 2, "{log}");
     // Every round recorded and its report written: a third invocation rewrites nothing ...
     let before = std::fs::read_to_string(&report).unwrap();
-    let again = || {
+    let again = |extra: &[&str]| {
         let mut cmd = harness();
-        let out =
-            cmd.arg("sweep").arg(&file).arg("--results").arg(&results).arg("--report").arg(&report).output().unwrap();
+        cmd.arg("sweep").arg(&file).arg("--results").arg(&results).arg("--report").arg(&report).args(extra);
+        let out = cmd.output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let log = again();
+    let log = again(&[]);
     assert_eq!(log.matches("INFO report of ").count(), 0, "{log}");
     assert_eq!(std::fs::read_to_string(&report).unwrap(), before);
-    // ... until the file is another report (here one without the records' mark).
+    // ... until the file is another report (here one without the records' mark) ...
     std::fs::write(&report, before.lines().next().unwrap()).unwrap();
-    let log = again();
+    let log = again(&[]);
     assert_eq!(log.matches("INFO report of every round").count(), 1, "{log}");
     assert_eq!(std::fs::read_to_string(&report).unwrap(), before);
+    // ... or another baseline is asked for.
+    let log = again(&["--baseline", "soft_triple"]);
+    assert_eq!(log.matches("INFO report of every round").count(), 1, "{log}");
+    assert_ne!(std::fs::read_to_string(&report).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
