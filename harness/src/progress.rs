@@ -122,10 +122,14 @@ impl SweepProgress {
     }
 }
 
-/// Shows a sweep's events: bars on a terminal, a log line per run otherwise.
+/// Shows a sweep's events: bars on a terminal, a log line per run otherwise. A run's line is
+/// logged once it trains (its first epoch, with the time left from it) or ends, so a run that
+/// another process took is not announced here: it gets a `debug` line only.
 #[derive(Default)]
 pub struct SweepDisplay {
     bar: Option<SweepProgress>,
+    /// The run started but not yet announced: its slug and id.
+    pending: Option<(String, String)>,
 }
 
 impl SweepDisplay {
@@ -139,29 +143,28 @@ impl SweepDisplay {
             SweepEvent::RunStarted { slug, id, epochs } => {
                 if let Some(b) = self.bar.as_mut() {
                     b.start_run(&slug, epochs as u64);
-                    if b.runs.is_hidden() {
-                        let left = b
-                            .time_left()
-                            .map_or(String::new(), |d| format!(", about {} left", indicatif::HumanDuration(d)));
-                        tracing::info!("[{}/{}] {slug} ({id}){left}", b.run_count.1, b.run_count.0);
-                    }
+                    self.pending = Some((slug, id));
                 }
             }
             SweepEvent::Run(RunEvent::Epoch { loss, .. }) => {
                 if let Some(b) = self.bar.as_mut() {
                     b.epoch(loss)
                 }
+                self.announce();
             }
             SweepEvent::Run(RunEvent::Resumed { epoch }) => {
+                self.announce();
                 tracing::info!("    resumed after epoch {epoch} from its checkpoint")
             }
             SweepEvent::RunSkipped { slug, why } => {
+                self.pending = None;
                 if let Some(b) = self.bar.as_mut() {
                     b.finish_run();
-                    b.println(&format!("{slug}: not run here: {why}"));
                 }
+                tracing::debug!("{slug}: not run here: {why}");
             }
             SweepEvent::RunFinished { slug, status, error } => {
+                self.announce();
                 if let Some(b) = self.bar.as_mut() {
                     b.finish_run();
                     if status != RunStatus::Finished {
@@ -169,6 +172,15 @@ impl SweepDisplay {
                     }
                 }
             }
+        }
+    }
+
+    /// Logs the line of the run in progress, once, when there are no bars.
+    fn announce(&mut self) {
+        let (Some(b), Some((slug, id))) = (self.bar.as_ref(), self.pending.take()) else { return };
+        if b.runs.is_hidden() {
+            let left = b.time_left().map_or(String::new(), |d| format!(", about {} left", indicatif::HumanDuration(d)));
+            tracing::info!("[{}/{}] {slug} ({id}){left}", b.run_count.1, b.run_count.0);
         }
     }
 

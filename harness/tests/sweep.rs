@@ -550,6 +550,14 @@ fn two_processes_sharing_a_folder_write_each_rounds_report_once() {
         })
         .collect();
     let all = logs.concat();
+    // Each run is announced once, by the process that ran it; the other's skip is a debug line.
+    let mut started: Vec<&str> =
+        all.lines().filter_map(|l| l.split_once("] synthetic-")).filter_map(|(_, l)| l.split(' ').next()).collect();
+    started.sort();
+    let announced = started.len();
+    started.dedup();
+    assert_eq!((announced, started.len()), (12, 12), "{all}");
+    assert!(!all.contains("not run here"), "{all}");
     let written: Vec<&str> = all.lines().filter_map(|l| l.split_once("INFO report of ").map(|(_, r)| r)).collect();
     // Rounds that complete together (one process's last run of a round outlasting the other's runs
     // of the next) are one report; the last is of every round.
