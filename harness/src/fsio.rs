@@ -75,18 +75,23 @@ pub struct FileLock {
     _file: std::fs::File,
 }
 
-/// Takes the lock of `path` (the file is created if missing) without waiting; `None` when another
-/// process (or another handle of this one) holds it.
-pub fn try_lock(path: &Path) -> Result<Option<FileLock>, FsError> {
-    if let Some(dir) = path.parent() {
+/// Opens (creating it and its folder if missing) the file whose lock [`try_lock`] and [`lock`] take.
+fn lock_file(path: &Path) -> Result<std::fs::File, FsError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io("creating folder", dir))?;
     }
-    let file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io("opening lock file", path))?;
+        .map_err(io("opening lock file", path))
+}
+
+/// Takes the lock of `path` (the file is created if missing) without waiting; `None` when another
+/// process (or another handle of this one) holds it.
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>, FsError> {
+    let file = lock_file(path)?;
     match file.try_lock() {
         Ok(()) => Ok(Some(FileLock { _file: file })),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -96,15 +101,7 @@ pub fn try_lock(path: &Path) -> Result<Option<FileLock>, FsError> {
 
 /// Takes the lock of `path` (the file is created if missing), waiting while another process holds it.
 pub fn lock(path: &Path) -> Result<FileLock, FsError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io("creating folder", dir))?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io("opening lock file", path))?;
+    let file = lock_file(path)?;
     file.lock().map_err(io("locking", path))?;
     Ok(FileLock { _file: file })
 }

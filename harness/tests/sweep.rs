@@ -474,21 +474,19 @@ fn a_sweep_whose_data_is_missing_stops_before_any_run_and_records_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `harness sweep FILE --results RESULTS --report REPORT` started, its standard error piped.
+fn spawn_with_report(file: &Path, results: &Path, report: &Path) -> std::process::Child {
+    let mut cmd = harness();
+    cmd.arg("sweep").arg(file).arg("--results").arg(results).arg("--report").arg(report);
+    cmd.stderr(std::process::Stdio::piped()).spawn().unwrap()
+}
+
 #[test]
 fn runs_go_seed_by_seed_and_the_report_is_rewritten_after_each_round() {
     let dir = tmp("rounds");
     let file = write_sweep(&dir, TINY);
     let (results, report) = (dir.join("results"), dir.join("early.md"));
-    let child = harness()
-        .arg("sweep")
-        .arg(&file)
-        .arg("--results")
-        .arg(&results)
-        .arg("--report")
-        .arg(&report)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_with_report(&file, &results, &report);
     // The first round (3 runs of seed 0) ends well before the second: its report appears meanwhile.
     let start = std::time::Instant::now();
     while !report.exists() && start.elapsed().as_secs() < 120 {
@@ -528,19 +526,7 @@ fn two_processes_sharing_a_folder_write_each_rounds_report_once() {
     let dir = tmp("rounds-shared");
     let file = write_sweep(&dir, &TINY.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]"));
     let (results, report) = (dir.join("results"), dir.join("early.md"));
-    let spawn = || {
-        harness()
-            .arg("sweep")
-            .arg(&file)
-            .arg("--results")
-            .arg(&results)
-            .arg("--report")
-            .arg(&report)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
+    let (a, b) = (spawn_with_report(&file, &results, &report), spawn_with_report(&file, &results, &report));
     let logs: Vec<String> = [a, b]
         .into_iter()
         .map(|c| {
