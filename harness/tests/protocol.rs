@@ -4,6 +4,7 @@ mod common;
 
 use harness::store::RunRecord;
 use harness::sweep::Sweep;
+use harness::train::{CheckpointPlan, StopReason};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -128,6 +129,22 @@ fn a_killed_search_resumes_to_the_same_trials_and_best_setting() {
     let done = records(&clean);
     // 2 studies × (1 default + 6 trials) search runs + 2 settings × 2 seeds final runs.
     assert_eq!(done.len(), 2 * 7 + 2 * 4, "{:?}", done.iter().map(|r| &r.slug).collect::<Vec<_>>());
+
+    // Killed between the checkpoint of the epoch that stopped it on patience and its record: the
+    // run resumes stopped (it trained on, past its patience, and its curve grew a point).
+    let stopped = done
+        .iter()
+        .find(|r| r.outcome.selection.as_ref().is_some_and(|s| s.stop == StopReason::Patience))
+        .expect("a search run that stopped on patience");
+    let plan = CheckpointPlan { path: dir.join("stopped").join("checkpoint.ot"), config_hash: stopped.id.clone() };
+    let first = harness::train::run(&stopped.config, Some(&plan), &|_| {}).unwrap();
+    let first_selection = first.selection.clone().unwrap();
+    assert_eq!(first_selection.stop, StopReason::Patience, "{first_selection:?}");
+    assert!(first_selection.curve.last().unwrap().0 < stopped.config.train.epochs, "{first_selection:?}");
+    let again = harness::train::run(&stopped.config, Some(&plan), &|_| {}).unwrap();
+    assert!(again.diagnostics.resumed_from_epoch.is_some());
+    assert_eq!(again.selection, first.selection);
+    assert_eq!(again.diagnostics.steps, first.diagnostics.steps);
 
     // Kill the search three times, each time after a few more records exist, then let it finish.
     let killed = dir.join("killed");

@@ -140,6 +140,25 @@ fn a_run_resumed_from_its_checkpoint_ends_exactly_as_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_run_resumed_from_the_checkpoint_of_its_last_step_trains_no_more() {
+    // `train.max_steps` ends the run before its last epoch; a kill between that epoch's checkpoint
+    // and the record left a checkpoint that the rerun resumed from and trained one more step past.
+    let dir = std::env::temp_dir().join(format!("harness-ckpt-steps-{}", std::process::id()));
+    let plan = CheckpointPlan { path: dir.join("checkpoint.ot"), config_hash: "step-limited".into() };
+    let mut c = config("{kind: softmax_norm}", 6, 2);
+    c.train.max_steps = Some(5);
+    let first = run(&c, Some(&plan), &|_| {}).unwrap();
+    assert_eq!(first.diagnostics.steps, 5);
+    assert!(first.diagnostics.epoch_loss.len() < 6, "the step limit must end it early: {:?}", first.diagnostics);
+    let again = run(&c, Some(&plan), &|_| {}).unwrap();
+    assert_eq!(again.diagnostics.resumed_from_epoch, Some(first.diagnostics.epoch_loss.len() as u32 - 1));
+    assert_eq!(again.diagnostics.steps, 5);
+    assert_eq!(again.diagnostics.epoch_loss, first.diagnostics.epoch_loss);
+    assert_eq!(again.metrics, first.metrics);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_plugin_s_centres_are_checkpointed_and_its_resumed_run_ends_as_an_uninterrupted_one() {
     let dir = std::env::temp_dir().join(format!("harness-ckpt-plugin-{}", std::process::id()));
     let plan = CheckpointPlan { path: dir.join("checkpoint.ot"), config_hash: "plugin-run".into() };

@@ -153,6 +153,11 @@ fn resume(
     Ok((epoch + 1, diag))
 }
 
+/// Whether the run has taken its `train.max_steps` steps (never without the limit).
+fn steps_spent(t: &TrainConfig, diag: &Diagnostics) -> bool {
+    t.max_steps.is_some_and(|m| diag.steps >= m)
+}
+
 /// Writes a run's test embeddings and labels as `embeddings.npy` and `labels.npy` into `dir`.
 fn save_test_embeddings(dir: &Path, emb: &tch::Tensor, labels: &tch::Tensor) -> Result<()> {
     crate::npy::write(&dir.join("embeddings.npy"), &emb.to_kind(Kind::Float))?;
@@ -195,6 +200,10 @@ pub fn run_with(
     let started = Instant::now();
     let mut status = RunStatus::Finished;
     for epoch in start_epoch..t.epochs {
+        // Checked before an epoch too: a run resumed from the checkpoint of its last step trains no more.
+        if steps_spent(t, &diag) {
+            break;
+        }
         if let EpochEnd::Diverged = trainer.epoch(&data.train, &train_labels, epoch, &mut diag)? {
             status = RunStatus::Diverged;
             break;
@@ -203,7 +212,7 @@ pub fn run_with(
         if let Some(plan) = checkpoint {
             trainer.save(plan, epoch, &diag)?;
         }
-        if t.max_steps.is_some_and(|m| diag.steps >= m) {
+        if steps_spent(t, &diag) {
             break;
         }
     }

@@ -162,6 +162,13 @@ pub(super) fn run_protocol(
     Ok(outcome)
 }
 
+/// Evaluations after the best one (0 when the last is the best or there is none). The best is the
+/// first evaluation with the highest score: a later tie is no improvement.
+fn evaluations_since_best(curve: &[(u32, f64)]) -> usize {
+    let best_at = (0..curve.len()).fold(0, |b, i| if curve[i].1 > curve[b].1 { i } else { b });
+    curve.len().saturating_sub(best_at + 1)
+}
+
 /// The epochs of a protocol run with validation every `selection.every` epochs (and at the last),
 /// keeping the best variables and stopping after `selection.patience` evaluations without a
 /// better score; a checkpoint after every epoch holds the curve and the best variables.
@@ -180,21 +187,27 @@ fn train_selected(
     let (labels, s) = (fit.labels(), &p.selection);
     let mut stop = if val.is_some() { StopReason::MaxEpochs } else { StopReason::FixedEpochs };
     for epoch in start_epoch..epochs {
+        // Checked before an epoch for a run resumed from the checkpoint of the epoch that ended it.
+        if super::steps_spent(&trainer.config.train, diag) {
+            break;
+        }
+        if val.is_some() && evaluations_since_best(&diag.validation_curve) >= s.patience as usize {
+            stop = StopReason::Patience;
+            break;
+        }
         if let EpochEnd::Diverged = trainer.epoch(fit, &labels, epoch, diag)? {
             return Ok((RunStatus::Diverged, StopReason::Diverged));
         }
         progress(RunEvent::Epoch { epoch: epoch + 1, epochs, loss: diag.last_loss.unwrap_or(f64::NAN) });
-        let last = epoch + 1 == epochs || trainer.config.train.max_steps.is_some_and(|m| diag.steps >= m);
+        let last = epoch + 1 == epochs || super::steps_spent(&trainer.config.train, diag);
         if let Some(val) = val.filter(|_| (epoch + 1) % s.every.max(1) == 0 || last) {
             let value = validate(trainer, val, trainer.config, s.metric)?;
             diag.validation_curve.push((epoch + 1, value));
-            let curve = &diag.validation_curve;
-            // The best is the first evaluation with the highest score: a later tie is no improvement.
-            let best_at = (0..curve.len()).fold(0, |b, i| if curve[i].1 > curve[b].1 { i } else { b });
-            if best_at + 1 == curve.len() {
+            let since_best = evaluations_since_best(&diag.validation_curve);
+            if since_best == 0 {
                 trainer.keep_best();
             }
-            if (curve.len() - 1 - best_at) as u32 >= s.patience && !last {
+            if since_best >= s.patience as usize && !last {
                 stop = StopReason::Patience;
             }
         }
