@@ -633,11 +633,9 @@ impl RoundReports<'_> {
 /// What a report was made of: the hash of its title, its baseline and its records' ids and finish
 /// times (a re-run record changes it).
 fn records_mark(title: &str, baseline: &str, records: &[harness::store::RunRecord]) -> String {
-    use sha2::Digest;
     let mut keys: Vec<String> = records.iter().map(|r| format!("{} {}", r.id, r.finished_at)).collect();
     keys.sort();
-    let digest = sha2::Sha256::digest(format!("{title}\n{baseline}\n{}", keys.join("\n")).as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    harness::store::short_hash(&format!("{title}\n{baseline}\n{}", keys.join("\n")), 8)
 }
 
 /// The floor of every (data set, embedding size) whose data is generated in memory, from the

@@ -150,8 +150,12 @@ pub fn run_id(config: &RunConfig) -> String {
 }
 
 fn id_of_json(canonical: &str) -> String {
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    short_hash(canonical, 6)
+}
+
+/// The first `bytes` bytes of SHA-256 of `text`, in hex.
+pub fn short_hash(text: &str, bytes: usize) -> String {
+    Sha256::digest(text.as_bytes()).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The id schema 1 gave a config: every field of it hashed (to recognise records of that schema).

@@ -200,7 +200,7 @@ pub fn run_with(
     let started = Instant::now();
     let mut status = RunStatus::Finished;
     for epoch in start_epoch..t.epochs {
-        // Checked before an epoch too: a run resumed from the checkpoint of its last step trains no more.
+        // Before the epoch, so a run resumed from the checkpoint of its last step trains no more.
         if steps_spent(t, &diag) {
             break;
         }
@@ -211,9 +211,6 @@ pub fn run_with(
         progress(RunEvent::Epoch { epoch: epoch + 1, epochs: t.epochs, loss: diag.last_loss.unwrap_or(f64::NAN) });
         if let Some(plan) = checkpoint {
             trainer.save(plan, epoch, &diag)?;
-        }
-        if steps_spent(t, &diag) {
-            break;
         }
     }
     let train_seconds = started.elapsed().as_secs_f64();
