@@ -1,7 +1,7 @@
 //! Progress display: bars for sweeps (epochs done / to do, time left) and runs (epochs), drawn only
 //! when standard error is a terminal; log lines go through `tracing`, filtered by `HARNESS_LOG`
 //! (an `EnvFilter` directive: `warn`, `debug`, `harness=debug`, …; default `info`).
-use crate::sweep::SweepEvent;
+use crate::sweep::{Skipped, SweepEvent};
 use crate::train::{RunEvent, RunStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -36,8 +36,10 @@ pub fn counter(total: u64, what: &str) -> ProgressBar {
 }
 
 /// Bars for a sweep and for the run in progress; hidden when not on a terminal. The sweep bar counts
-/// epochs (a run skipped or cut short counts its whole length when it ends), so the time left is
-/// estimated from the first epoch on.
+/// epochs (a run cut short counts its whole length when it ends), so the time left is estimated from
+/// the first epoch on. A run skipped because another process is running it counts once this process
+/// ends its next run (by then the other has most likely finished it): counted at once, the other's
+/// work in progress would look done, and the time left would come out too short.
 pub struct SweepProgress {
     multi: MultiProgress,
     /// Epochs of this invocation's runs.
@@ -49,6 +51,8 @@ pub struct SweepProgress {
     current: (u64, u64),
     /// Epochs trained by this process.
     trained: u64,
+    /// Epochs of runs skipped as in progress elsewhere, not yet counted.
+    deferred: u64,
 }
 
 impl SweepProgress {
@@ -67,7 +71,7 @@ impl SweepProgress {
         if !bar.is_hidden() {
             bar.enable_steady_tick(std::time::Duration::from_millis(500));
         }
-        Self { multi, runs: bar, epochs: None, run_count: (runs, 0), current: (0, 0), trained: 0 }
+        Self { multi, runs: bar, epochs: None, run_count: (runs, 0), current: (0, 0), trained: 0, deferred: 0 }
     }
 
     /// Starts the epoch bar of a run.
@@ -95,14 +99,32 @@ impl SweepProgress {
         }
     }
 
-    /// Ends the run in progress (the sweep bar counts the epochs it did not see).
+    /// Ends the run in progress (the sweep bar counts the epochs it did not see, and those of the
+    /// runs skipped before it as in progress elsewhere).
     pub fn finish_run(&mut self) {
+        self.clear_run();
+        self.runs.inc(self.current.0 - self.current.1 + std::mem::take(&mut self.deferred));
+        self.current = (0, 0);
+    }
+
+    /// Drops the run in progress, not run here: counted at once if it is already recorded, after
+    /// this process's next run if another process is running it.
+    pub fn skip_run(&mut self, why: Skipped) {
+        self.clear_run();
+        let unseen = self.current.0 - self.current.1;
+        match why {
+            Skipped::Busy => self.deferred += unseen,
+            Skipped::RecordedMeanwhile => self.runs.inc(unseen),
+        }
+        self.current = (0, 0);
+    }
+
+    /// Removes the epoch bar of the run in progress.
+    fn clear_run(&mut self) {
         if let Some(b) = self.epochs.take() {
             b.finish_and_clear();
             self.multi.remove(&b);
         }
-        self.runs.inc(self.current.0 - self.current.1);
-        self.current = (0, 0);
     }
 
     /// The estimated time left, once this process has trained an epoch (before that, the epochs
@@ -159,7 +181,7 @@ impl SweepDisplay {
             SweepEvent::RunSkipped { slug, why } => {
                 self.pending = None;
                 if let Some(b) = self.bar.as_mut() {
-                    b.finish_run();
+                    b.skip_run(why);
                 }
                 tracing::debug!("{slug}: not run here: {why}");
             }
@@ -195,20 +217,29 @@ impl SweepDisplay {
 #[cfg(test)]
 mod tests {
     use super::SweepProgress;
+    use crate::sweep::Skipped;
 
     #[test]
-    fn time_left_waits_for_a_trained_epoch_and_counts_skipped_runs_whole() {
-        let mut p = SweepProgress::new(3, 30);
+    fn time_left_waits_for_a_trained_epoch_and_counts_a_run_busy_elsewhere_after_the_next_run() {
+        let mut p = SweepProgress::new(4, 40);
         p.start_run("a", 10);
-        p.finish_run(); // skipped: another process runs it
-        assert_eq!(p.runs.position(), 10);
+        p.skip_run(Skipped::RecordedMeanwhile);
+        assert_eq!(p.runs.position(), 10, "a run recorded meanwhile is done");
         assert!(p.time_left().is_none(), "a skip alone says nothing about the rate");
         p.start_run("b", 10);
+        p.skip_run(Skipped::Busy);
+        assert_eq!(p.runs.position(), 10, "a run in progress elsewhere is not done yet");
+        p.start_run("c", 10);
         std::thread::sleep(std::time::Duration::from_millis(20));
         p.epoch(1.0);
+        assert_eq!(p.runs.position(), 11);
         let left = p.time_left().expect("an estimate after a trained epoch");
-        assert!(left > std::time::Duration::ZERO);
+        // 29 of 40 epochs left after 11: 29/11 of the time so far (2.6×; 0.9× had b counted done).
+        assert!(left >= p.runs.elapsed() * 2, "{left:?} left after {:?}", p.runs.elapsed());
         p.finish_run();
-        assert_eq!(p.runs.position(), 20, "the run's unseen epochs are counted when it ends");
+        assert_eq!(p.runs.position(), 30, "c's unseen epochs and b's count once c ends");
+        p.start_run("d", 10);
+        p.finish_run();
+        assert_eq!(p.runs.position(), 40, "b is counted once only");
     }
 }

@@ -219,7 +219,7 @@ pub enum SweepEvent {
         /// Its slug.
         slug: String,
         /// Why.
-        why: &'static str,
+        why: Skipped,
     },
     /// A run ended and its record was written.
     RunFinished {
@@ -230,6 +230,24 @@ pub enum SweepEvent {
         /// The error of a failed run.
         error: Option<String>,
     },
+}
+
+/// Why a sweep did not run a run it had planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// Another process holds its lock: the run is in progress there.
+    Busy,
+    /// Another process recorded it between planning and locking.
+    RecordedMeanwhile,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Busy => "another process is running it",
+            Self::RecordedMeanwhile => "another process recorded it meanwhile",
+        })
+    }
 }
 
 /// Checks (or writes) the results folder's `sweep.json`: the sweep it holds must be this one.
@@ -283,10 +301,8 @@ fn write_sweep_json(sweep: &Sweep, source: &str, path: &Path, protocol: Option<s
 enum Tried {
     /// It ran here and its record was written.
     Ran,
-    /// Another process holds its lock.
-    Busy,
-    /// Another process recorded it between planning and locking.
-    RecordedMeanwhile,
+    /// It was not run here.
+    Skipped(Skipped),
 }
 
 /// Executes one planned run (with the sweep's device override), reporting its start and end and
@@ -319,12 +335,12 @@ fn execute_one(
             Ok(Tried::Ran)
         }
         Executed::Busy => {
-            progress(SweepEvent::RunSkipped { slug, why: "another process is running it" });
-            Ok(Tried::Busy)
+            progress(SweepEvent::RunSkipped { slug, why: Skipped::Busy });
+            Ok(Tried::Skipped(Skipped::Busy))
         }
         Executed::AlreadyRecorded(..) => {
-            progress(SweepEvent::RunSkipped { slug, why: "another process recorded it meanwhile" });
-            Ok(Tried::RecordedMeanwhile)
+            progress(SweepEvent::RunSkipped { slug, why: Skipped::RecordedMeanwhile });
+            Ok(Tried::Skipped(Skipped::RecordedMeanwhile))
         }
     }
 }
@@ -393,8 +409,8 @@ pub fn run_sweep(
     for run in &todo {
         match execute_one(run, opts, &exec, &mut summary, progress)? {
             Tried::Ran => {}
-            Tried::Busy => summary.busy += 1,
-            Tried::RecordedMeanwhile => summary.skipped += 1,
+            Tried::Skipped(Skipped::Busy) => summary.busy += 1,
+            Tried::Skipped(Skipped::RecordedMeanwhile) => summary.skipped += 1,
         }
     }
     Ok(summary)
