@@ -24,11 +24,18 @@ CI_HARNESS := $(HARNESS)
 
 # --no-compile: no .pyc for torch's thousands of modules (the harness only loads its libtorch); a
 # fresh venv took 72 s instead of 94 s on a 2-core machine (two installs each, alternated).
+# While pip downloads and installs torch, cargo compiles the binary's dependencies in the background
+# (its log: target/overlap.log). Those that need libtorch (torch-sys, tch, the workspace) fail there
+# until torch is installed (--keep-going builds the rest); the next cargo command waits for this one
+# on cargo's lock, then builds what is left. Same command and environment as `make build`, so
+# nothing is compiled twice.
 ## setup: create .venv with torch==$(TORCH_VERSION) when it is missing (reused when present)
 setup: $(VENV)/.torch-$(TORCH_VERSION)
 
 $(VENV)/.torch-$(TORCH_VERSION):
 	@test -x $(VENV)/bin/python3 || $(PYTHON) -m venv $(VENV)
+	@mkdir -p target && echo "compiling the dependencies in the background while torch installs (target/overlap.log)" && \
+	  ($(CARGO) build --locked -p harness --keep-going > target/overlap.log 2>&1 &)
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check --no-compile torch==$(TORCH_VERSION) numpy
 	@touch $@
 
