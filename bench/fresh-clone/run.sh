@@ -2,7 +2,7 @@
 # A newcomer's first hour, timed step by step: clones SOURCE (a path or URL; default: this checkout)
 # into a scratch folder, then `make setup`, `make build`, `make quickstart`, `make test` and
 # `CI=true bash .ci/run`, each timed, with the machine's yardsticks (bench/sgemm.py and
-# bench/quickstart-cut/eager_step.py) before and after, and the quickstart runs' recorded compute
+# bench/quickstart-cut/eager_step.py) before and after the quickstart, and its runs' recorded compute
 # (the README's "How long they take" table: compare with the reference records' 285 s). Deletes the
 # clone at the end (KEEP=1 keeps it).
 #   bash bench/fresh-clone/run.sh [SOURCE]            on the machine as it is
@@ -35,8 +35,9 @@ yardsticks() {
   .venv/bin/python3 bench/quickstart-cut/eager_step.py 2>&1 | tail -1
 }
 step setup make setup || exit 1
-yardsticks
+# setup leaves cargo compiling in the background (Makefile): the yardsticks wait for the build.
 step build make build || exit 1
+yardsticks
 step quickstart make quickstart || exit 1
 echo "from nothing through the quickstart: $(( $(date +%s) - t0 )) s"
 grep -E "sweeps:|agreement:" "$logs/quickstart.log"
