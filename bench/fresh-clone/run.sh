@@ -8,7 +8,7 @@
 #   bash bench/fresh-clone/run.sh [SOURCE]            on the machine as it is
 #   SLOW=1 bash bench/fresh-clone/run.sh [SOURCE]     beside two busy shell loops at nice 2, the
 #                                                     emulated slow machine of the README's table
-# Logs of each step go to $LOGS (default /tmp/fresh-clone-logs).
+# Logs of each step go to $LOGS (default /tmp/fresh-clone-logs). UNTIL=quickstart stops after it.
 set -uo pipefail
 src=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 dir=${DIR:-/tmp/fresh-clone}
@@ -41,8 +41,8 @@ yardsticks
 step quickstart make quickstart || exit 1
 echo "from nothing through the quickstart: $(( $(date +%s) - t0 )) s"
 grep -E "sweeps:|agreement:" "$logs/quickstart.log"
-python3 - <<'EOF'
-import glob, json
+QS_LOG="$logs/quickstart.log" python3 - <<'EOF'
+import datetime, glob, json, os, re, statistics
 def find(x, key):
     if isinstance(x, dict):
         for k, v in x.items():
@@ -56,8 +56,25 @@ for f in glob.glob("results/quickstart/runs/*.json"):
     o = json.load(open(f))["outcome"]
     total += (find(o, "train_seconds") or 0) + (find(o, "eval_seconds") or 0)
 print(f"quickstart runs' recorded compute: {total:.0f} s (reference records: 285 s)")
+# The sweep log: when the first report came, and how the announced time left compared with the end.
+stamp = lambda line: datetime.datetime.fromisoformat(line.split("Z", 1)[0][:26])
+lines = open(os.environ["QS_LOG"]).read().splitlines()
+runs = [(stamp(l), m.group(1)) for l in lines if (m := re.search(r"INFO \[\d+/\d+\] .*about (.+) left", l))]
+first = [stamp(l) for l in lines if "INFO report of round 1 " in l]
+end = [stamp(l) for l in lines if "INFO report of every round" in l]
+if runs and first and end:
+    print(f"first report {(first[0] - runs[0][0]).total_seconds():.0f} s after the first run")
+    unit = {"second": 1, "minute": 60, "hour": 3600}
+    def secs(text):
+        n, u = text.split()[:2]
+        return (1 if n in ("a", "an") else int(n)) * unit[u.rstrip("s")]
+    ratio = [secs(left) / max((end[0] - t).total_seconds(), 1) for t, left in runs]
+    near = sum(abs(r - 1) <= 0.25 for r in ratio)
+    print(f"time left announced / actual: median {statistics.median(ratio):.2f}, min {min(ratio):.2f}, "
+          f"max {max(ratio):.2f}; within 25 % in {near} of {len(ratio)} announcements")
 EOF
 yardsticks
+[ "${UNTIL:-}" = quickstart ] && exit 0
 step test make test
 grep -E "^test result" "$logs/test.log" | awk '{p += $4; f += $6} END {print "tests: " p " passed, " f " failed"}'
 step ci env CI=true bash .ci/run
