@@ -102,29 +102,28 @@ impl SweepProgress {
     /// Ends the run in progress (the sweep bar counts the epochs it did not see, and those of the
     /// runs skipped before it as in progress elsewhere).
     pub fn finish_run(&mut self) {
-        self.clear_run();
-        self.runs.inc(self.current.0 - self.current.1 + std::mem::take(&mut self.deferred));
-        self.current = (0, 0);
+        let unseen = self.end_run();
+        self.runs.inc(unseen + std::mem::take(&mut self.deferred));
     }
 
     /// Drops the run in progress, not run here: counted at once if it is already recorded, after
     /// this process's next run if another process is running it.
     pub fn skip_run(&mut self, why: Skipped) {
-        self.clear_run();
-        let unseen = self.current.0 - self.current.1;
+        let unseen = self.end_run();
         match why {
             Skipped::Busy => self.deferred += unseen,
             Skipped::RecordedMeanwhile => self.runs.inc(unseen),
         }
-        self.current = (0, 0);
     }
 
-    /// Removes the epoch bar of the run in progress.
-    fn clear_run(&mut self) {
+    /// Removes the epoch bar of the run in progress and returns its epochs the sweep bar did not see.
+    fn end_run(&mut self) -> u64 {
         if let Some(b) = self.epochs.take() {
             b.finish_and_clear();
             self.multi.remove(&b);
         }
+        let (length, seen) = std::mem::take(&mut self.current);
+        length - seen
     }
 
     /// The estimated time left, once this process has trained an epoch (before that, the epochs
