@@ -101,10 +101,16 @@ YAML
 export -f run_file
 
 part_doctor() {
+  # What the binary resolves its libraries to (a "not found" here explains a binary that cannot start).
+  ldd "$H" | grep -E "not found|torch|c10|libstdc|libc\.so" | tee "$WORK/ldd.txt"
   "$H" doctor | tee "$WORK/doctor.txt"
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$WORK/doctor.txt"
   if [ "$DEVICE" != cpu ]; then
-    grep -q "CUDA available   yes" "$WORK/doctor.txt" || { echo "FAIL: CUDA not available"; return 1; }
+    grep -q "CUDA available   yes" "$WORK/doctor.txt" || {
+      echo "FAIL: CUDA not available to the harness; PyTorch's view:"
+      "$PYTHON" -c "import torch; print(torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.device_count())"
+      return 1
+    }
     grep -q "cuDNN available  yes" "$WORK/doctor.txt" || { echo "FAIL: cuDNN not available"; return 1; }
   fi
 }
@@ -219,11 +225,18 @@ echo "bench/gpu/run.sh: device $DEVICE, harness $H, budget ${BUDGET}s, dry run $
 # Limits in seconds (doubled for --dry-run on a CPU), in the order the parts run; they add up to the
 # 450 s default budget.
 part doctor 20
-part parity 75
-part paper 120
-part peer 140
-part sop_eval 50
-part sop_loss 35
+if [ "$DEVICE" != cpu ] && ! grep -q "^doctor ok" "$WORK/parts.txt"; then
+  # Without a working device every other part would fail too: end now and keep the device time for
+  # a rerun after the fix.
+  for p in parity paper peer sop_eval sop_loss; do echo "$p skipped 0 doctor failed" >> "$WORK/parts.txt"; done
+  echo "== doctor failed on $DEVICE: the other parts are skipped"
+else
+  part parity 75
+  part paper 120
+  part peer 140
+  part sop_eval 50
+  part sop_loss 35
+fi
 "$PYTHON" "$ROOT/bench/gpu/summarize.py" "$WORK" "$OUT/summary.md" "$DEVICE" "$DRY"
 cat "$OUT/summary.md"
 tar -C "$WORK" -czf "$OUT/work.tar.gz" --exclude='cub' --exclude='*.npy' --exclude='work' . 2>/dev/null
