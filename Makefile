@@ -143,7 +143,8 @@ gpu-dry-run: build
 
 ## gpu-pack: the stripped binary the GPU machine's run carries, in .gpu/ (git-ignored; see bench/gpu/README.md)
 gpu-pack: build
-	mkdir -p .gpu && cp $(HARNESS) .gpu/harness && strip .gpu/harness && ls -l .gpu/harness
+	mkdir -p .gpu && rm -f .gpu/harness && strip -o .gpu/harness.stripped $(HARNESS) && \
+	  gzip -9 -c .gpu/harness.stripped > .gpu/harness.gz && rm .gpu/harness.stripped && ls -l .gpu/harness.gz
 
 ## bench: criterion benches
 bench: setup
