@@ -145,6 +145,9 @@ gpu-dry-run: build
 gpu-pack: build
 	mkdir -p .gpu && rm -f .gpu/harness && strip -o .gpu/harness.stripped $(HARNESS) && \
 	  gzip -9 -c .gpu/harness.stripped > .gpu/harness.gz && rm .gpu/harness.stripped && ls -l .gpu/harness.gz
+	@tree=$$(git ls-files -co --exclude-standard -z | xargs -0 stat -c %s | awk '{ s += $$1 } END { print s }'); \
+	  total=$$((tree + $$(stat -c %s .gpu/harness.gz))); echo "a device call carries $$((total >> 20)) MiB (working tree and .gpu; the limit is 64)"; \
+	  [ $$total -lt $$((64 << 20)) ] || { echo "error: over the 64 MiB a device call carries: make the working tree or the binary smaller" >&2; exit 1; }
 
 ## bench: criterion benches
 bench: setup
