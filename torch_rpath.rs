@@ -1,7 +1,7 @@
 //! Build script shared by every crate that links libtorch: embeds an rpath to the libtorch library
-//! folder so binaries, tests and benches run without `LD_LIBRARY_PATH`, and keeps `libtorch_cuda.so`
-//! linked (the pip wheel's CUDA library is otherwise dropped by `--as-needed`, and CUDA then looks
-//! unavailable on a GPU machine).
+//! folder so binaries, tests and benches run without `LD_LIBRARY_PATH`. `libtorch_cuda.so` is not
+//! kept linked (`--as-needed` drops it): `make setup` installs torch without the CUDA libraries it
+//! needs, and the binary loads it at start-up where it can (`harness::device::load_cuda_library`).
 use std::path::Path;
 
 fn main() {
@@ -49,9 +49,6 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     println!("cargo:rustc-env=HARNESS_LIBTORCH_LIB={lib_dir}");
     println!("cargo:rustc-env=HARNESS_LIBTORCH_VERSION={}", libtorch_version(Path::new(&lib_dir)));
-    if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-    }
 }
 
 /// The version of package `name` in a Cargo.lock's text: the `version` line of its `[[package]]` block.

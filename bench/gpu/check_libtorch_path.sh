@@ -19,5 +19,9 @@ echo "build's libtorch folder hidden: $SITE/torch/lib"
 export LD_LIBRARY_PATH="$COPY/torch/lib"
 "$H" doctor | tee "$COPY/doctor.txt"
 grep -q "^loaded libtorch  .* in $COPY/torch/lib\$" "$COPY/doctor.txt" || { echo "FAIL: the copy is not the loaded libtorch"; exit 1; }
+# Where the CUDA library loads (make setup-full's venv), it must be the copy's, beside the loaded libtorch.
+if grep -q "^CUDA library     loaded" "$COPY/doctor.txt"; then
+  grep -qF "loaded ($COPY/torch/lib/libtorch_cuda.so)" "$COPY/doctor.txt" || { echo "FAIL: the CUDA library is not the copy's"; exit 1; }
+fi
 "$H" loss-check --steps 5 | tail -1
 echo "PASS: the binary ran on $COPY/torch/lib alone"

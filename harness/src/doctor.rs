@@ -16,8 +16,8 @@ pub struct DoctorReport {
     pub libtorch_loaded_dir: String,
     /// The version of the loaded libtorch.
     pub libtorch_loaded: String,
-    /// Whether `libtorch_cuda.so` is in the loaded folder (the rpath's when unknown).
-    pub libtorch_has_cuda_library: bool,
+    /// What became of libtorch's CUDA library at start-up (loaded, absent, or why it did not load).
+    pub cuda_library: String,
     /// Threads libtorch uses on the CPU.
     pub cpu_threads: i32,
     /// Whether libtorch sees a CUDA device.
@@ -48,18 +48,18 @@ pub fn inspect() -> DoctorReport {
     }
     let lib_dir = crate::build_info::LIBTORCH_LIB_DIR.to_string();
     let (loaded_dir, loaded) = loaded_libtorch(&mut problems);
-    let searched = if loaded_dir == "unknown" { &lib_dir } else { &loaded_dir };
-    let has_cuda_lib = std::path::Path::new(searched).join("libtorch_cuda.so").exists();
-    let cuda_available = tch::Cuda::is_available();
+    let cuda_library = crate::device::load_cuda_library();
+    let cuda_available = crate::device::cuda_available();
     let gpu_names = nvidia_gpu_names();
     if !gpu_names.is_empty() && !cuda_available {
+        use crate::device::CudaLibrary;
         problems.push(format!(
             "an NVIDIA GPU is present ({}) but libtorch cannot use it: {}",
             gpu_names.join(", "),
-            if has_cuda_lib {
-                "libtorch_cuda.so is in the library folder, so the binary was probably linked without it; rebuild with `make build`"
-            } else {
-                "this libtorch has no CUDA library (a CPU-only torch wheel); install a CUDA build of torch (the Makefile's TORCH_VERSION) and rebuild"
+            match cuda_library {
+                CudaLibrary::Loaded(_) => "its CUDA library is loaded, so the driver or the GPU refused (run nvidia-smi)".to_string(),
+                CudaLibrary::Absent(_) => "this libtorch has no CUDA library (a CPU-only torch wheel); install a CUDA build of torch (the Makefile's TORCH_VERSION) and rebuild".into(),
+                CudaLibrary::Unloadable { reason, .. } => format!("its CUDA library does not load ({reason}); run `make setup-full`"),
             }
         ));
     }
@@ -73,7 +73,7 @@ pub fn inspect() -> DoctorReport {
         libtorch_lib_dir: lib_dir,
         libtorch_loaded_dir: loaded_dir,
         libtorch_loaded: loaded,
-        libtorch_has_cuda_library: has_cuda_lib,
+        cuda_library: cuda_library.to_string(),
         cpu_threads: tch::get_num_threads(),
         cuda_available,
         cudnn_available: tch::Cuda::cudnn_is_available(),
@@ -122,7 +122,7 @@ impl DoctorReport {
         let _ = writeln!(s, "libtorch         {}", self.libtorch);
         let _ = writeln!(s, "libtorch folder  {}", self.libtorch_lib_dir);
         let _ = writeln!(s, "loaded libtorch  {} in {}", self.libtorch_loaded, self.libtorch_loaded_dir);
-        let _ = writeln!(s, "libtorch_cuda.so {}", yes(self.libtorch_has_cuda_library));
+        let _ = writeln!(s, "CUDA library     {}", self.cuda_library);
         let _ = writeln!(s, "CPU threads      {}", self.cpu_threads);
         let _ = writeln!(s, "CUDA available   {}", yes(self.cuda_available));
         let _ = writeln!(s, "cuDNN available  {}", yes(self.cudnn_available));

@@ -7,6 +7,8 @@ use harness::regress::RegressOptions;
 use std::collections::BTreeMap;
 
 fn main() {
+    // Before anything asks libtorch about CUDA (it decides once whether CUDA exists).
+    harness::device::load_cuda_library();
     // Like other Unix tools, end quietly when the reader of standard output goes away
     // (`harness plan … | head`): Rust ignores SIGPIPE, which turned that into a panic.
     // SAFETY: setting a signal's disposition to its default at start-up, before any thread exists.
@@ -215,7 +217,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         problems.push(format!("--format: unknown format `{}`: expected `markdown` or `json`", args.format));
     }
     if let Some(tch::Device::Cuda(_)) = device {
-        if !tch::Cuda::is_available() {
+        if !harness::device::cuda_available() {
             problems.push("--device: CUDA asked for, but libtorch sees no CUDA device (see `harness doctor`)".into());
         }
     }

@@ -39,7 +39,7 @@ impl Provenance {
             git_commit: crate::build_info::GIT_COMMIT.into(),
             tch: crate::build_info::TCH_VERSION.into(),
             libtorch: crate::build_info::libtorch_version(),
-            cuda_available: tch::Cuda::is_available(),
+            cuda_available: crate::device::cuda_available(),
             device: device.into(),
             host: std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_default(),
             threads: tch::get_num_threads(),

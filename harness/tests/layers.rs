@@ -10,10 +10,11 @@ const LAYERS: [(&str, u8); 27] = [
     ("build_info", 0),
     ("rng", 0),
     ("fsio", 0),
-    ("device", 0),
     ("stats", 0),
     ("plot", 0),
     ("npy", 1),
+    // Devices, and libtorch's CUDA library loaded from beside the loaded libtorch (or the build's).
+    ("device", 1),
     // The parts of a run, each with its own config type.
     ("data", 1),
     ("model", 1),
