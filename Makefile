@@ -3,8 +3,15 @@
 SHELL := /bin/bash
 VENV ?= .venv
 TORCH_VERSION := 2.11.0
+# The CUDA runtime libraries libtorch_cpu.so itself links, at the versions torch 2.11.0 pins (through
+# cuda-toolkit 13.0.2).
+TORCH_CPU_LIBS := nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
 PYTHON ?= python3
-export LIBTORCH_USE_PYTORCH := 1
+# libtorch is the venv's torch package (its include/ and lib/), named to torch-sys directly: with
+# LIBTORCH_USE_PYTORCH it would import torch in Python, which needs the CUDA libraries `make setup`
+# leaves out.
+PY_VERSION := $(shell py=$(VENV)/bin/python3; test -x $$py || py=$(PYTHON); $$py -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+export LIBTORCH := $(CURDIR)/$(VENV)/lib/python$(PY_VERSION)/site-packages/torch
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 CARGO ?= cargo
 # Fresh builds (a new clone, CI) without incremental compilation: it only pays on a rebuild after a
@@ -20,10 +27,16 @@ export CARGO_INCREMENTAL
 HARNESS := target/debug/harness
 CI_HARNESS := $(HARNESS)
 
-.PHONY: gpu-pack gpu-dry-run setup build quickstart quickstart-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: gpu-pack gpu-dry-run setup setup-full build quickstart quickstart-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
-# --no-compile: no .pyc for torch's thousands of modules (the harness only loads its libtorch); a
-# fresh venv took 72 s instead of 94 s on a 2-core machine (two installs each, alternated).
+# The harness only loads torch's libtorch, so setup installs the torch wheel without its
+# dependencies (--no-deps), and of those only the two CUDA runtime libraries libtorch_cpu.so links
+# (libcudart, libcupti: 30 MB): not the 2.7 GB of CUDA libraries (cuBLAS, cuDNN, NCCL, …) that only
+# libtorch_cuda.so needs, nor triton. A fresh venv: 1.3 GB in 14 s instead of 4.6 GB in 64 s (one
+# 2-core machine, one install each). The binary then runs on the CPU and says why CUDA is off
+# (`harness doctor`); `make setup-full` adds the rest (a GPU, or Python's `import torch` for bench/).
+# --no-compile: no .pyc for torch's thousands of modules; a fresh venv took 72 s instead of 94 s on
+# a 2-core machine (two installs each, alternated, before --no-deps).
 # While pip downloads and installs torch, cargo compiles the binary's dependencies in the background
 # (its log: target/overlap.log). Those that need libtorch (torch-sys, tch, the workspace) fail there
 # until torch is installed (--keep-going builds the rest); the next cargo command waits for this one
@@ -36,7 +49,16 @@ $(VENV)/.torch-$(TORCH_VERSION):
 	@test -x $(VENV)/bin/python3 || $(PYTHON) -m venv $(VENV)
 	@mkdir -p target && echo "compiling the dependencies in the background while torch installs (target/overlap.log)" && \
 	  ($(CARGO) build --locked -p harness --keep-going > target/overlap.log 2>&1 &)
-	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check --no-compile torch==$(TORCH_VERSION) numpy
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check --no-compile --no-deps \
+	  torch==$(TORCH_VERSION) $(TORCH_CPU_LIBS) numpy
+	@touch $@
+
+## setup-full: torch's whole dependency set in .venv (CUDA libraries, triton, Python packages): for a
+## GPU, and for the bench/ scripts that import torch in Python
+setup-full: $(VENV)/.torch-full-$(TORCH_VERSION)
+
+$(VENV)/.torch-full-$(TORCH_VERSION): $(VENV)/.torch-$(TORCH_VERSION)
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check --no-compile torch==$(TORCH_VERSION)
 	@touch $@
 
 ## build: the harness binary (test profile: the build `make test` makes, so neither compiles twice)
@@ -137,7 +159,7 @@ ci-baseline: build
 
 ## gpu-dry-run: bench/gpu/run.sh end to end on the CPU at small sizes (the GPU script's test; needs
 ## torchvision and Pillow in .venv, installed here)
-gpu-dry-run: build
+gpu-dry-run: build setup-full
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check "torchvision==0.26.*" pillow
 	PYTHON=$(VENV)/bin/python3 bash bench/gpu/run.sh --dry-run --harness $(HARNESS)
 
@@ -154,20 +176,20 @@ bench: setup
 	$(CARGO) bench --workspace --locked
 
 ## bench-peers: side-by-side comparisons against PyTorch / pytorch-metric-learning (installs them)
-bench-peers: build
+bench-peers: build setup-full
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/losses.py
 
 ## bench-peers-pipeline: image pipeline against torchvision + PIL (installs torchvision 0.26)
-bench-peers-pipeline: build
+bench-peers-pipeline: build setup-full
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/pipeline.py
 
 ## bench-peers-train: training steps per second against PyTorch
-bench-peers-train: build
+bench-peers-train: build setup-full
 	$(VENV)/bin/python3 bench/peers/train_step.py
 
 ## bench-peers-eval: harness eval against faiss + scikit-learn at SOP scale (about 15 minutes)
-bench-peers-eval: build
+bench-peers-eval: build setup-full
 	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 	$(VENV)/bin/python3 bench/peers/eval.py --plusplus

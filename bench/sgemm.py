@@ -3,9 +3,13 @@
 2 threads and with 1 (the median of 5 after a warm-up). Timings in the README and the notes name it.
 
     .venv/bin/python3 bench/sgemm.py"""
+import sys
 import time
 
-import torch
+try:
+    import torch
+except ImportError as e:  # `make setup` installs libtorch for the harness alone, not torch's CUDA libraries
+    sys.exit(f"error: cannot import torch ({e}): run `make setup-full` first")
 
 n = 4096
 a, b = torch.randn(n, n), torch.randn(n, n)

@@ -13,7 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
-export LIBTORCH_USE_PYTORCH=1 PATH="$REPO/.venv/bin:$PATH"
+# The Makefile's libtorch (the venv's torch package), so the copied build below is reused as is.
+LIBTORCH=$(ls -d "$REPO"/.venv/lib/python3*/site-packages/torch | head -1)
+export LIBTORCH PATH="$REPO/.venv/bin:$PATH"
 # The worktree has its own target folder, so the repository's build is never replaced by a faulty one.
 export CARGO_TARGET_DIR="$REPO/target/faults"
 # Seeded with a copy of the repository's test build, so dependencies are not compiled again.

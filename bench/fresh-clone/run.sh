@@ -12,6 +12,8 @@
 set -uo pipefail
 src=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 dir=${DIR:-/tmp/fresh-clone}
+# Python for the yardsticks: YARD_PY, default this checkout's venv (after `make setup-full` there).
+yard_py=${YARD_PY:-$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python3}
 logs=${LOGS:-/tmp/fresh-clone-logs}
 mkdir -p "$logs"
 loops=()
@@ -30,9 +32,12 @@ step() { # NAME COMMAND...: runs it with its output in $logs/NAME.log, prints it
   echo "$name: rc $rc, $(( $(date +%s) - s )) s, $(grep -c '^ *Compiling' "$logs/$name.log") crates compiled"
   return $rc
 }
+# The yardsticks import torch in Python, which the clone's `make setup` venv cannot (no CUDA
+# libraries): they run with $yard_py (set above).
 yardsticks() {
-  .venv/bin/python3 bench/sgemm.py 2>&1 | tail -2
-  .venv/bin/python3 bench/quickstart-cut/eager_step.py 2>&1 | tail -1
+  "$yard_py" -c "import torch" 2>/dev/null || { echo "yardsticks skipped: $yard_py cannot import torch (make setup-full)"; return; }
+  "$yard_py" bench/sgemm.py 2>&1 | tail -2
+  "$yard_py" bench/quickstart-cut/eager_step.py 2>&1 | tail -1
 }
 step setup make setup || exit 1
 # setup leaves cargo compiling in the background (Makefile): the yardsticks wait for the build.

@@ -9,6 +9,7 @@ Prints a Markdown table with the time ratio (Rust / peer; < 1 means the harness 
 Usage: make bench-peers   or   .venv/bin/python3 bench/peers/losses.py [--threads 2] [--filter S]
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -139,7 +140,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     exe = os.path.join(ROOT, "target", "release", "examples", "loss_timing")
-    env = dict(os.environ, LIBTORCH_USE_PYTORCH="1")
+    env = dict(os.environ, LIBTORCH=glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "torch"))[0])
     env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "losses", "--example", "loss_timing"],
                    cwd=ROOT, env=env, check=True)

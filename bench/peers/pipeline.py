@@ -7,6 +7,7 @@ measured side by side in one run. The files are written here: realistic 500 × 3
 Usage: make bench-peers-pipeline   or   .venv/bin/python3 bench/peers/pipeline.py [--images 300]
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -60,7 +61,7 @@ def main():
     ap.add_argument("--images", type=int, default=300)
     ap.add_argument("--min-seconds", type=float, default=5.0)
     args = ap.parse_args()
-    env = dict(os.environ, LIBTORCH_USE_PYTORCH="1")
+    env = dict(os.environ, LIBTORCH=glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "torch"))[0])
     env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "harness", "--example", "pipeline_timing"],
                    cwd=ROOT, env=env, check=True)

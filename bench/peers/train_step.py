@@ -8,6 +8,7 @@ SoftTriple K = 4 over 32 classes (λ 20, γ 0.1, τ 0.2, δ 0.01); Adam (eps 0.0
 Usage: make bench-peers-train   or   .venv/bin/python3 bench/peers/train_step.py [--threads 2]
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -66,7 +67,7 @@ def main():
     ap.add_argument("--min-seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    env = dict(os.environ, LIBTORCH_USE_PYTORCH="1")
+    env = dict(os.environ, LIBTORCH=glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "torch"))[0])
     env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env["PATH"]
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "harness", "--example", "train_step_timing"],
                    cwd=ROOT, env=env, check=True)

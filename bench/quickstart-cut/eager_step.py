@@ -7,9 +7,13 @@ normalisation, Softmax_norm over 100 classes (la 20, margin 0.01), Adam (eps 0.0
     .venv/bin/python3 bench/quickstart-cut/eager_step.py [--steps 2000]
 """
 import argparse
+import sys
 import time
 
-import torch
+try:
+    import torch
+except ImportError as e:  # `make setup` installs libtorch for the harness alone, not torch's CUDA libraries
+    sys.exit(f"error: cannot import torch ({e}): run `make setup-full` first")
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -24,7 +24,10 @@ import os
 import struct
 import sys
 
-import torch
+try:
+    import torch
+except ImportError as e:  # `make setup` installs libtorch for the harness alone, not torch's CUDA libraries
+    sys.exit(f"error: cannot import torch ({e}): run `make setup-full` first")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAYOUT = os.path.join(ROOT, "harness", "tests", "fixtures", "bn_inception.json")
