@@ -15,7 +15,10 @@ import os
 import sys
 from typing import Dict, Optional
 
-import torch
+try:
+    import torch
+except ImportError as e:  # `make setup` installs libtorch for the harness alone, not torch's CUDA libraries
+    sys.exit(f"error: cannot import torch ({e}): run `make setup-full` first")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # (source, class, output): the plug-ins committed in this folder.
