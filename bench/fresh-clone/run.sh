@@ -8,6 +8,7 @@
 #   bash bench/fresh-clone/run.sh [SOURCE]            on the machine as it is
 #   SLOW=1 bash bench/fresh-clone/run.sh [SOURCE]     beside two busy shell loops at nice 2, the
 #                                                     emulated slow machine of the README's table
+#                                                     (LOOPS=N: N loops instead of two)
 # Logs of each step go to $LOGS (default /tmp/fresh-clone-logs). UNTIL=quickstart stops after it.
 set -uo pipefail
 src=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -20,7 +21,7 @@ loops=()
 stop_loops() { for p in "${loops[@]}"; do kill "$p" 2>/dev/null; done; }
 trap 'stop_loops; [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"' EXIT
 if [ "${SLOW:-0}" = 1 ]; then
-  for _ in 1 2; do nice -n 2 bash -c 'while :; do :; done' & loops+=($!); done
+  for _ in $(seq "${LOOPS:-2}"); do nice -n 2 bash -c 'while :; do :; done' & loops+=($!); done
   echo "emulating a slow machine: busy loops ${loops[*]} at nice 2"
 fi
 rm -rf "$dir" && git clone -q "$src" "$dir" && cd "$dir" || exit 1
