@@ -231,18 +231,13 @@ echo "bench/gpu/run.sh: device $DEVICE, harness $H, budget ${BUDGET}s, dry run $
 # Limits in seconds (doubled for --dry-run on a CPU), in the order the parts run; they add up to the
 # 450 s default budget.
 part doctor 20
-if [ "$DEVICE" != cpu ] && ! grep -q "^doctor ok" "$WORK/parts.txt"; then
-  # Without a working device every other part would fail too: end now and keep the device time for
-  # a rerun after the fix.
-  for p in parity paper peer sop_eval sop_loss; do echo "$p skipped 0 doctor failed" >> "$WORK/parts.txt"; done
-  echo "== doctor failed on $DEVICE: the other parts are skipped"
-else
-  part parity 75
-  part paper 120
-  part peer 140
-  part sop_eval 50
-  part sop_loss 35
-fi
+# Without a working device every other part would fail too: they are skipped, so the call ends now
+# and keeps the device time for a rerun after the fix.
+no_device=0
+[ "$DEVICE" != cpu ] && ! grep -q "^doctor ok" "$WORK/parts.txt" && no_device=1 && echo "== doctor failed on $DEVICE: the other parts are skipped"
+for p in parity:75 paper:120 peer:140 sop_eval:50 sop_loss:35; do
+  if [ $no_device = 1 ]; then echo "${p%%:*} skipped 0 doctor failed" >> "$WORK/parts.txt"; else part "${p%%:*}" "${p##*:}"; fi
+done
 "$PYTHON" "$ROOT/bench/gpu/summarize.py" "$WORK" "$OUT/summary.md" "$DEVICE" "$DRY"
 cat "$OUT/summary.md"
 tar -C "$WORK" -czf "$OUT/work.tar.gz" --exclude='cub' --exclude='*.npy' --exclude='work' . 2>/dev/null

@@ -28,9 +28,7 @@ pub const LIBTORCH_LIB_DIR: &str = match option_env!("HARNESS_LIBTORCH_LIB") {
 pub fn loaded_libtorch() -> Option<(std::path::PathBuf, String)> {
     // Make sure libtorch is loaded (it is on first use of a tensor).
     let _ = tch::get_num_threads();
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let lib = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so"))?;
-    let dir = std::path::Path::new(lib).parent()?.to_path_buf();
+    let dir = mapped_libtorch_dir()?;
     let version = std::fs::read_to_string(dir.parent()?.join("version.py"))
         .ok()
         .and_then(|t| {
@@ -42,6 +40,14 @@ pub fn loaded_libtorch() -> Option<(std::path::PathBuf, String)> {
         .or_else(|| std::fs::read_to_string(dir.parent()?.join("build-version")).ok().map(|v| v.trim().to_string()))
         .unwrap_or_else(|| "unknown".into());
     Some((dir, version))
+}
+
+/// The folder of the `libtorch_cpu.so` mapped into this process, read from `/proc/self/maps`
+/// without calling libtorch (the binary links it, so it is mapped from start-up on).
+pub fn mapped_libtorch_dir() -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let lib = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so"))?;
+    Some(std::path::Path::new(lib).parent()?.to_path_buf())
 }
 
 /// The libtorch version this process runs with: the loaded one's when it can be read, else the

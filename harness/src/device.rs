@@ -1,6 +1,6 @@
 //! Device names as users write them (`auto`, `cpu`, `cuda`, `cuda:N`), parsed and checked, and
 //! libtorch's CUDA library, loaded at start-up when the set-up has it.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use tch::Device;
 
@@ -69,16 +69,9 @@ pub fn load_cuda_library() -> &'static CudaLibrary {
     })
 }
 
-/// The folder of the `libtorch_cpu.so` this process mapped (read from `/proc/self/maps` without
-/// calling libtorch), else the build's rpath.
+/// The folder of the `libtorch_cpu.so` this process mapped, else the build's rpath.
 fn libtorch_folder() -> PathBuf {
-    let mapped = std::fs::read_to_string("/proc/self/maps").ok().and_then(|maps| {
-        maps.lines()
-            .filter_map(|l| l.split_whitespace().nth(5))
-            .find(|p| p.ends_with("/libtorch_cpu.so"))
-            .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
-    });
-    mapped.unwrap_or_else(|| PathBuf::from(crate::build_info::LIBTORCH_LIB_DIR))
+    crate::build_info::mapped_libtorch_dir().unwrap_or_else(|| PathBuf::from(crate::build_info::LIBTORCH_LIB_DIR))
 }
 
 /// Whether libtorch can use a CUDA device (its CUDA library loaded first).
