@@ -277,3 +277,41 @@ fn data_check_decode_names_every_bad_image_and_a_skipping_run_counts_its_test_im
     assert_eq!(o.metrics.unwrap().samples, 7, "8 test images, one left out");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A smooth pseudo-random RGB test image (no image crate noise generator, so made here).
+fn test_image(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        let c = |a: f32, b: f32| (127.5 + 127.5 * (a * fx * 6.0 + b * fy * 5.0).sin()) as u8;
+        image::Rgb([c(1.0, 0.3), c(0.4, 1.1), c(-0.8, 0.7)])
+    })
+}
+
+#[test]
+fn resize_crop_agrees_with_the_image_crate_s_bilinear_resize_of_the_cropped_region() {
+    // An independent implementation of the same filter (antialiased bilinear, PIL's BILINEAR):
+    // the image crate's Triangle resize of the region cut out first. Channels kept apart, so a
+    // pixel layout mix-up (RGB read as another type) shows as a large difference.
+    let img = test_image(97, 61);
+    for &((x, y, w, h), (ow, oh)) in
+        &[((0, 0, 97, 61), (40, 25)), ((13, 7, 50, 40), (24, 24)), ((5, 3, 30, 20), (45, 31))]
+    {
+        let ours = pipeline::resize_crop(&img, (x, y, w, h), ow, oh).unwrap();
+        let region = image::imageops::crop_imm(&img, x, y, w, h).to_image();
+        let theirs = image::imageops::resize(&region, ow, oh, image::imageops::FilterType::Triangle);
+        assert_eq!(ours.dimensions(), (ow, oh));
+        let diffs: Vec<u8> = ours.as_raw().iter().zip(theirs.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+        let worst = *diffs.iter().max().unwrap();
+        let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
+        eprintln!("crop {:?} to {ow}×{oh}: largest difference {worst}, mean {mean:.3}", (x, y, w, h));
+        // Rounding and edge handling differ by a few levels; a wrong layout by tens.
+        assert!(
+            worst <= 3 && mean < 0.5,
+            "crop {:?} to {ow}×{oh}: largest difference {worst}, mean {mean:.3}",
+            (x, y, w, h)
+        );
+    }
+    // At the region's own size the resize is a copy of the region.
+    let same = pipeline::resize_crop(&img, (13, 7, 50, 40), 50, 40).unwrap();
+    assert_eq!(same, image::imageops::crop_imm(&img, 13, 7, 50, 40).to_image());
+}
