@@ -8,7 +8,9 @@
 #   bash bench/fresh-clone/run.sh [SOURCE]            on the machine as it is
 #   SLOW=1 bash bench/fresh-clone/run.sh [SOURCE]     beside two busy shell loops at nice 2, the
 #                                                     emulated slow machine of the README's table
-#                                                     (LOOPS=N: N loops instead of two)
+#                                                     (LOOPS=N: N loops instead of two; DUTY=P:
+#                                                     each busy P % of every 100 ms, to calibrate
+#                                                     the emulation to a given machine)
 # Logs of each step go to $LOGS (default /tmp/fresh-clone-logs). UNTIL=quickstart stops after it.
 set -uo pipefail
 src=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -20,9 +22,22 @@ mkdir -p "$logs"
 loops=()
 stop_loops() { for p in "${loops[@]}"; do kill "$p" 2>/dev/null; done; }
 trap 'stop_loops; [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"' EXIT
+busy() { # one loop at nice 2: always busy, or busy DUTY % of every 100 ms
+  if [ -n "${DUTY:-}" ]; then
+    exec nice -n 2 python3 -c "import time
+d = $DUTY / 100
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.1 * d:
+        pass
+    time.sleep(0.1 * (1 - d))"
+  else
+    exec nice -n 2 bash -c 'while :; do :; done'
+  fi
+}
 if [ "${SLOW:-0}" = 1 ]; then
-  for _ in $(seq "${LOOPS:-2}"); do nice -n 2 bash -c 'while :; do :; done' & loops+=($!); done
-  echo "emulating a slow machine: busy loops ${loops[*]} at nice 2"
+  for _ in $(seq "${LOOPS:-2}"); do busy & loops+=($!); done
+  echo "emulating a slow machine: busy loops ${loops[*]} at nice 2${DUTY:+, each busy $DUTY % of the time}"
 fi
 rm -rf "$dir" && git clone -q "$src" "$dir" && cd "$dir" || exit 1
 echo "commit: $(git log --oneline -1)"
