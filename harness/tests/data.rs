@@ -303,13 +303,10 @@ fn resize_crop_agrees_with_the_image_crate_s_bilinear_resize_of_the_cropped_regi
         let diffs: Vec<u8> = ours.as_raw().iter().zip(theirs.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
         let worst = *diffs.iter().max().unwrap();
         let mean = diffs.iter().map(|&d| d as f64).sum::<f64>() / diffs.len() as f64;
-        eprintln!("crop {:?} to {ow}×{oh}: largest difference {worst}, mean {mean:.3}", (x, y, w, h));
+        let figures = format!("crop {:?} to {ow}×{oh}: largest difference {worst}, mean {mean:.3}", (x, y, w, h));
+        eprintln!("{figures}");
         // Rounding and edge handling differ by a few levels; a wrong layout by tens.
-        assert!(
-            worst <= 3 && mean < 0.5,
-            "crop {:?} to {ow}×{oh}: largest difference {worst}, mean {mean:.3}",
-            (x, y, w, h)
-        );
+        assert!(worst <= 3 && mean < 0.5, "{figures}");
     }
     // At the region's own size the resize is a copy of the region.
     let same = pipeline::resize_crop(&img, (13, 7, 50, 40), 50, 40).unwrap();

@@ -197,16 +197,12 @@ pub fn resize_crop(
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     // Typed to RGB8: `Resizer::resize` dispatches on the pixel type at run time, so it would
     // instantiate the convolutions of all 13 pixel types in this crate (45 % of its compiled code).
+    let failed = |e: &dyn std::fmt::Display| format!("resize failed: {e}");
     {
-        let src = TypedImageRef::<U8x3>::from_buffer(img.width(), img.height(), img.as_raw());
-        let dst = TypedImage::<U8x3>::from_buffer(out_w, out_h, &mut out);
-        let (src, mut dst) = match (src, dst) {
-            (Ok(src), Ok(dst)) => (src, dst),
-            (Err(e), _) | (_, Err(e)) => return Err(format!("resize failed: {e}")),
-        };
-        RESIZER
-            .with(|r| r.borrow_mut().resize_typed(&src, &mut dst, &opts))
-            .map_err(|e| format!("resize failed: {e}"))?;
+        let src =
+            TypedImageRef::<U8x3>::from_buffer(img.width(), img.height(), img.as_raw()).map_err(|e| failed(&e))?;
+        let mut dst = TypedImage::<U8x3>::from_buffer(out_w, out_h, &mut out).map_err(|e| failed(&e))?;
+        RESIZER.with(|r| r.borrow_mut().resize_typed(&src, &mut dst, &opts)).map_err(|e| failed(&e))?;
     }
     Ok(out)
 }
