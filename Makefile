@@ -27,7 +27,7 @@ export CARGO_INCREMENTAL
 HARNESS := target/debug/harness
 CI_HARNESS := $(HARNESS)
 
-.PHONY: gpu-pack gpu-dry-run setup setup-full build quickstart quickstart-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: gpu-pack gpu-dry-run setup setup-full build quickstart quickstart-reference omniglot omniglot-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 # The harness only loads torch's libtorch, so setup installs the torch wheel without its
 # dependencies (--no-deps), and of those only the two CUDA runtime libraries libtorch_cpu.so links
@@ -126,6 +126,19 @@ tune: build
 ## tune-reference: make the fresh tuned results the committed reference (review, then commit)
 tune-reference: tune
 	$(call adopt,tuned)
+
+## omniglot: the first study on real data: configs/real/omniglot.yaml (handwritten characters of
+## ../shared/data/omniglot, split by alphabet; a small CNN from scratch at 28 px; the quickstart's
+## variants, sizes 64 and 512, 5 seeds) into results/omniglot/, its report, and its comparison with
+## reports/omniglot/. Checks the data first (`harness data check`).
+omniglot: build
+	$(HARNESS) data check --kind omniglot --root ../shared/data/omniglot
+	bash bench/quickstart/run.sh $(HARNESS) real/omniglot
+	bash bench/quickstart/agreement.sh $(HARNESS) reports/omniglot results/omniglot omniglot-reference
+
+## omniglot-reference: make the fresh Omniglot results the committed reference (review, then commit)
+omniglot-reference: omniglot
+	$(call adopt,omniglot)
 
 ## plugins: the loss plug-ins of plugins/ beside built-ins (configs/plugins.yaml) into results/plugins/ and its report
 plugins: build

@@ -6,13 +6,15 @@
 # so the two stay busy to the end even when some runs are already recorded or take longer than
 # others. The report in results/NAME/report.md is rewritten after each round of seeds, so a first
 # (low-power) table can be read within minutes. Exits non-zero if a process fails.
-#   bash bench/quickstart/run.sh HARNESS NAME...      (configs/NAME.yaml into results/NAME/)
+#   bash bench/quickstart/run.sh HARNESS NAME...      (configs/NAME.yaml into results/BASE/, BASE the
+#   last part of NAME: real/omniglot runs configs/real/omniglot.yaml into results/omniglot/)
 set -euo pipefail
 H=$1; shift
 start=$(date +%s)
 for name in "$@"; do
+  base=${name##*/}
   # Runs go seed by seed; whichever process completes a round rewrites the report of the rounds so far.
-  early=(--results "results/$name" --report "results/$name/report.md")
+  early=(--results "results/$base" --report "results/$base/report.md")
   OMP_NUM_THREADS=1 "$H" sweep "configs/$name.yaml" "${early[@]}" & first=$!
   OMP_NUM_THREADS=1 "$H" sweep "configs/$name.yaml" "${early[@]}" & second=$!
   status=0
@@ -22,6 +24,6 @@ for name in "$@"; do
     echo "error: a sweep process of configs/$name.yaml failed (exit $status); its records are kept: run make quickstart again" >&2
     exit $status
   fi
-  "$H" report "results/$name" -o "results/$name/report.md"
+  "$H" report "results/$base" -o "results/$base/report.md"
 done
 echo "sweeps: $(( $(date +%s) - start )) s for $* and their reports"

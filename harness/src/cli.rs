@@ -186,9 +186,10 @@ pub enum Command {
 /// `harness data …` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Check a data set as distributed: counts per split, fingerprint, missing files.
+    /// Check a data set as distributed: counts per split, fingerprint, missing files, what the loader
+    /// merged (Omniglot's repeated characters) and a decoded sample.
     Check {
-        /// Data set kind of an image data set: cub, cars196, sop or folder.
+        /// Data set kind of an image data set: cub, cars196, sop, flowers102, omniglot or folder.
         #[arg(long)]
         kind: String,
         /// The data set's root folder.

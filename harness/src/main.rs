@@ -326,6 +326,9 @@ fn data_check(kind: &str, root: &std::path::Path, subset: bool, decode: bool) ->
     for (name, items) in [("train", &list.train), ("test", &list.test)] {
         println!("{name:<12} {} classes, {} images", harness::data::class_count(items), items.len());
     }
+    for note in &list.notes {
+        println!("{note}");
+    }
     println!("fingerprint  {}", list.fingerprint());
     let missing = list.missing_files();
     if !missing.is_empty() {
@@ -640,12 +643,12 @@ fn records_mark(title: &str, baseline: &str, records: &[harness::store::RunRecor
     harness::store::short_hash(&format!("{title}\n{baseline}\n{}", keys.join("\n")), 8)
 }
 
-/// The floor of every (data set, embedding size) whose data is generated in memory, from the
+/// The floor of every (data set, embedding size) whose floor a report shows, from the
 /// settings of its lowest-seed finished run; skipped (with a warning) where the data the code
 /// generates today is not the data the records were trained on.
 fn floors(records: &[harness::store::RunRecord]) -> BTreeMap<(String, i64), harness::train::Floor> {
     let mut first: BTreeMap<(String, i64), &harness::store::RunRecord> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.config.data.is_generated() && r.outcome.metrics.is_some()) {
+    for r in records.iter().filter(|r| r.config.data.has_floor() && r.outcome.metrics.is_some()) {
         let slot = first.entry((r.config.data.name().to_string(), r.config.dim)).or_insert(r);
         if r.config.seed < slot.config.seed {
             *slot = r;

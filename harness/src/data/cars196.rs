@@ -1,6 +1,7 @@
 //! Cars196 (paper.md §4): `cars_annos.mat` (struct array `annotations` with `relative_im_path`,
 //! `class` 1..196, bounding box and the classification `test` flag, which metric learning ignores)
 //! and `car_ims/`; classes 1–98 train (8,054 images), 99–196 test (8,131).
+use super::mat::{self, first_number, text};
 use super::{check_counts, DataError, ImageItem, ImageList};
 use std::path::Path;
 
@@ -20,10 +21,7 @@ pub fn load(root: &Path, subset: bool) -> Result<ImageList, DataError> {
         });
     }
     let parse = |reason: String| DataError::Parse { file: path.clone(), line: 0, reason };
-    let mut bytes = std::fs::read(&path).map_err(|e| parse(format!("cannot read: {e}")))?;
-    normalize_header_text(&mut bytes);
-    let mat = matrw::load_matfile_from_u8(&bytes)
-        .map_err(|e| parse(format!("cannot read the MAT file (a MATLAB v5/v7 file is expected): {e:?}")))?;
+    let mat = mat::read(&path)?;
     if !mat.contains("annotations") {
         return Err(parse("no variable `annotations` (expected the struct array of Stanford Cars)".into()));
     }
@@ -54,47 +52,5 @@ pub fn load(root: &Path, subset: bool) -> Result<ImageList, DataError> {
     }
     check_counts("cars196", "train", &train, (98, 8_054), subset)?;
     check_counts("cars196", "test", &test, (98, 8_131), subset)?;
-    Ok(ImageList { root: root.into(), train, test })
-}
-
-/// The first 116 bytes of a MAT v5 file are free descriptive text (MAT-file format spec); MATLAB
-/// writes `MATLAB 5.0 MAT-file, Platform: …`, scipy and Octave write other wording that the `matrw`
-/// parser rejects. Rewrite the text, never the data, to MATLAB's wording when it is a v5 header.
-fn normalize_header_text(bytes: &mut [u8]) {
-    const MATLAB: &[u8] = b"MATLAB 5.0 MAT-file, ";
-    if bytes.len() >= 128 && bytes.starts_with(b"MATLAB 5.0 MAT-file") && !bytes.starts_with(MATLAB) {
-        let mut text = [b' '; 116];
-        text[..MATLAB.len()].copy_from_slice(MATLAB);
-        bytes[..116].copy_from_slice(&text);
-    }
-}
-
-/// The first element of a numeric MAT array, whatever its stored type (`matrw`'s typed getters
-/// panic on a type mismatch, so dispatch on the type here).
-fn first_number(v: &matrw::MatVariable) -> Option<f64> {
-    use matrw::MatlabType as T;
-    Some(match v.numeric_type()? {
-        T::U8(x) => f64::from(*x.first()?),
-        T::I8(x) => f64::from(*x.first()?),
-        T::U16(x) => f64::from(*x.first()?),
-        T::I16(x) => f64::from(*x.first()?),
-        T::U32(x) => f64::from(*x.first()?),
-        T::I32(x) => f64::from(*x.first()?),
-        T::U64(x) => *x.first()? as f64,
-        T::I64(x) => *x.first()? as f64,
-        T::F32(x) => f64::from(*x.first()?),
-        T::F64(x) => *x.first()?,
-        _ => return None,
-    })
-}
-
-/// A MAT char array as a string.
-fn text(v: &matrw::MatVariable) -> Option<String> {
-    use matrw::MatlabType as T;
-    match v.numeric_type()? {
-        T::UTF8(c) | T::UTF16(c) => Some(c.iter().collect()),
-        T::U8(b) => Some(b.iter().map(|&x| x as char).collect()),
-        T::U16(b) => Some(b.iter().filter_map(|&x| char::from_u32(x as u32)).collect()),
-        _ => None,
-    }
+    Ok(ImageList { root: root.into(), train, test, notes: vec![] })
 }

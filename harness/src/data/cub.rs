@@ -40,5 +40,5 @@ pub fn load(root: &Path, subset: bool) -> Result<ImageList, DataError> {
     }
     check_counts("cub", "train", &train, (100, 5_864), subset)?;
     check_counts("cub", "test", &test, (100, 5_924), subset)?;
-    Ok(ImageList { root: root.into(), train, test })
+    Ok(ImageList { root: root.into(), train, test, notes: vec![] })
 }

@@ -65,5 +65,5 @@ pub fn load(root: &Path) -> Result<ImageList, DataError> {
             }
         }
     }
-    Ok(ImageList { root: root.into(), train, test })
+    Ok(ImageList { root: root.into(), train, test, notes: vec![] })
 }

@@ -3,7 +3,10 @@
 //! and the split fingerprint; the image pipeline and the batch samplers.
 pub mod cars196;
 pub mod cub;
+pub mod flowers102;
 pub mod folder;
+mod mat;
+pub mod omniglot;
 pub mod parts;
 pub mod pipeline;
 pub mod sampler;
@@ -84,6 +87,10 @@ pub enum DatasetConfig {
     Cars196(ImageDataset),
     /// Stanford Online Products.
     Sop(ImageDataset),
+    /// Oxford Flowers-102 (`jpg/`, `imagelabels.mat`).
+    Flowers102(ImageDataset),
+    /// Omniglot's background folders (`<alphabet>/character<NN>/*.png`).
+    Omniglot(omniglot::OmniglotDataset),
     /// A generic folder `root/<class>/<image>`.
     Folder(FolderDataset),
     /// Precomputed backbone features (train only an embedding head).
@@ -136,6 +143,8 @@ impl DatasetConfig {
             DatasetConfig::Cub(_) => "cub",
             DatasetConfig::Cars196(_) => "cars196",
             DatasetConfig::Sop(_) => "sop",
+            DatasetConfig::Flowers102(_) => "flowers102",
+            DatasetConfig::Omniglot(_) => "omniglot",
             DatasetConfig::Folder(_) => "folder",
             DatasetConfig::Features(_) => "features",
             DatasetConfig::Views(_) => "views",
@@ -157,6 +166,12 @@ impl DatasetConfig {
     /// Whether the data set is generated in memory from its settings (so its floor is cheap).
     pub fn is_generated(&self) -> bool {
         self.views_per_class().is_some()
+    }
+
+    /// Whether a report shows this data set's floor (its raw test inputs and the untrained model):
+    /// generated data, and Omniglot, whose test split at a character's size fits in memory.
+    pub fn has_floor(&self) -> bool {
+        self.is_generated() || matches!(self, DatasetConfig::Omniglot(_))
     }
 
     /// Whether the data set can be read as configured: an image data set's index files load and
@@ -188,6 +203,8 @@ impl DatasetConfig {
             DatasetConfig::Cars196(d) => cars196::load(&d.root, d.subset),
             DatasetConfig::Sop(d) => sop::load(&d.root, d.subset),
             DatasetConfig::Folder(d) => folder::load(&d.root),
+            DatasetConfig::Flowers102(d) => flowers102::load(&d.root, d.subset),
+            DatasetConfig::Omniglot(d) => omniglot::load(d),
             DatasetConfig::Synthetic(_)
             | DatasetConfig::Features(_)
             | DatasetConfig::Views(_)
@@ -214,6 +231,8 @@ pub struct ImageList {
     pub train: Vec<ImageItem>,
     /// Test images.
     pub test: Vec<ImageItem>,
+    /// What the loader found worth saying (`data check` prints each line), e.g. merged duplicates.
+    pub notes: Vec<String>,
 }
 
 impl ImageList {

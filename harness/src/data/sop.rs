@@ -28,5 +28,5 @@ pub fn load(root: &Path, subset: bool) -> Result<ImageList, DataError> {
     let test = read_split(root, "Ebay_test.txt")?;
     check_counts("sop", "train", &train, (11_318, 59_551), subset)?;
     check_counts("sop", "test", &test, (11_316, 60_502), subset)?;
-    Ok(ImageList { root: root.into(), train, test })
+    Ok(ImageList { root: root.into(), train, test, notes: vec![] })
 }

@@ -23,14 +23,44 @@ pub fn floor(config: &RunConfig) -> Result<Floor> {
     let device = crate::device::resolve_device(&config.train.device)?;
     let data = splits::load_data(&config.data, &config.train)
         .with_context(|| format!("loading data set `{}`", config.data.name()))?;
-    let splits::Split::Memory { x, y } = &data.test else {
-        anyhow::bail!("the floor is computed for data sets held in memory (synthetic, parts, views, features)");
-    };
-    let raw = evaluate(&x.flatten(1, -1).to_kind(Kind::Float), y, &config.eval)?;
+    let (x, y) = test_inputs(&data.test, &config.train)?;
+    let raw = evaluate(&x.flatten(1, -1).to_kind(Kind::Float), &y, &config.eval)?;
     let trainer = Trainer::build(config, device, data.num_classes, data.input_dim)?;
     let (emb, labels, _) = splits::embed_test(&trainer.model, &data.test, device, &config.train)?;
     let untrained = evaluate(&emb, &labels, &config.eval)?;
     Ok(Floor { raw, untrained, split_fingerprint: data.fingerprint })
+}
+
+/// The raw floor of an image data set holds its whole test split in memory: at most this many values
+/// (1 GiB of float32; Omniglot's test split at 28 px: 0.3 M values a class).
+pub const MAX_RAW_VALUES: usize = 1 << 28;
+
+/// The test split's inputs and labels in memory, as the model sees them (images through the
+/// evaluation transform); an image split too large to hold is an error that says so.
+fn test_inputs(test: &splits::Split, train: &crate::config::TrainConfig) -> Result<(tch::Tensor, tch::Tensor)> {
+    match test {
+        splits::Split::Memory { x, y } => Ok((x.shallow_clone(), y.shallow_clone())),
+        splits::Split::Images(src) => {
+            let side = src.transform.size as usize;
+            let values = src.paths.len() * 3 * side * side;
+            if values > MAX_RAW_VALUES {
+                anyhow::bail!(
+                    "the raw floor would hold {} test images of 3 × {side} × {side} in memory ({values} values, over {MAX_RAW_VALUES})",
+                    src.paths.len()
+                );
+            }
+            let batches: Vec<Vec<usize>> =
+                (0..src.paths.len()).collect::<Vec<_>>().chunks(256).map(<[usize]>::to_vec).collect();
+            let (mut xs, mut ys) = (vec![], vec![]);
+            for b in test.batches(batches, train.workers, 0, 0) {
+                let b = b?;
+                xs.push(b.x);
+                ys.push(b.y);
+            }
+            Ok((tch::Tensor::cat(&xs, 0), tch::Tensor::cat(&ys, 0)))
+        }
+        splits::Split::Fresh { .. } => anyhow::bail!("a test split is never drawn anew each epoch"),
+    }
 }
 
 #[cfg(test)]

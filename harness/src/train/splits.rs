@@ -171,7 +171,12 @@ pub(super) fn load_train(cfg: &DatasetConfig, train: &TrainConfig) -> Result<(Sp
                 format!("features-train-{}", &hash[..16]),
             )
         }
-        DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
+        DatasetConfig::Cub(_)
+        | DatasetConfig::Cars196(_)
+        | DatasetConfig::Sop(_)
+        | DatasetConfig::Folder(_)
+        | DatasetConfig::Flowers102(_)
+        | DatasetConfig::Omniglot(_) => {
             let list = cfg.image_list().context("an image data set lists its images")??;
             let lines: Vec<String> =
                 list.train.iter().map(|i| format!("train\t{}\t{}", i.path.display(), i.class)).collect();
@@ -222,7 +227,12 @@ pub(super) fn load_data(cfg: &DatasetConfig, train: &TrainConfig) -> Result<Load
             }
             Ok(data)
         }
-        DatasetConfig::Cub(_) | DatasetConfig::Cars196(_) | DatasetConfig::Sop(_) | DatasetConfig::Folder(_) => {
+        DatasetConfig::Cub(_)
+        | DatasetConfig::Cars196(_)
+        | DatasetConfig::Sop(_)
+        | DatasetConfig::Folder(_)
+        | DatasetConfig::Flowers102(_)
+        | DatasetConfig::Omniglot(_) => {
             let list = cfg.image_list().context("an image data set lists its images")??;
             let source = |items: &[ImageItem], is_train: bool| ImageSource {
                 paths: items.iter().map(|i| list.root.join(&i.path)).collect(),
