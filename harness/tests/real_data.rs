@@ -272,3 +272,57 @@ fn one_bit_drawings_become_three_equal_grey_channels_with_antialiased_edges() {
     assert!(between > 0, "a 105 → 28 px antialiased resize leaves grey edges");
     assert!(v.iter().any(|&x| x < 128.0), "and dark strokes");
 }
+
+#[test]
+fn a_protocol_sweep_on_omniglot_checks_the_data_up_front_and_runs_its_folds() {
+    let dir = std::env::temp_dir().join(format!("harness-real-protocol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = |root: &Path| {
+        format!(
+            r#"
+name: omniglot-folds
+data: [{{kind: omniglot, root: '{root}'}}]
+losses: [{{kind: softmax_norm}}]
+dims: [8]
+seeds: [0]
+model: {{backbone: {{kind: small_cnn, channels: [8]}}}}
+train: {{device: cpu, epochs: 2, batch_size: 32, sampler: {{kind: class_balanced, m: 4}}, workers: 1, transform: {{size: 16, resize: 16, scale: [0.8, 1.0], flip: 0, normalization: imagenet}}}}
+eval: {{recall_at: [1], kmeans_restarts: 1}}
+protocol:
+  split: {{kind: folds, k: 2}}
+  selection: {{metric: MAP@R, every: 1, patience: 1}}
+  search: {{sampler: random, trials: 1, seed: 0}}
+  spaces: {{softmax_norm: {{la: {{low: 10, high: 30}}}}}}
+"#,
+            root = root.display()
+        )
+    };
+    let run = |yaml: String| {
+        let file = dir.join("sweep.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("sweep")
+            .arg(&file)
+            .arg("--results")
+            .arg(dir.join("results"))
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    // A missing download stops the sweep before any run, naming where the data is expected.
+    let (ok, err) = run(sweep(&dir.join("no-omniglot-here")));
+    assert!(!ok && err.contains("no-omniglot-here is missing"), "{err}");
+    assert!(!dir.join("results/runs").exists() || std::fs::read_dir(dir.join("results/runs")).unwrap().next().is_none());
+    let (ok, err) = run(sweep(&shared("omniglot")));
+    assert!(ok, "{err}");
+    let records = harness::store::read_records(&dir.join("results")).unwrap();
+    let finals: Vec<_> = records.iter().filter(|r| r.outcome.metrics.is_some()).collect();
+    assert!(!finals.is_empty() && finals.iter().all(|r| r.outcome.split_fingerprint == finals[0].outcome.split_fingerprint));
+    let searched: Vec<_> = records.iter().filter_map(|r| r.outcome.selection.as_ref()).collect();
+    // Two folds of the 117 training characters: 58 or 59 validate, the rest train, 20 drawings each.
+    assert!(searched.iter().any(|s| (s.training_classes, s.validation_classes) == (59, 58)), "{searched:?}");
+    assert!(searched.iter().all(|s| s.validation_items == s.validation_classes * 20));
+    let _ = std::fs::remove_dir_all(&dir);
+}
