@@ -314,12 +314,16 @@ protocol:
     // A missing download stops the sweep before any run, naming where the data is expected.
     let (ok, err) = run(sweep(&dir.join("no-omniglot-here")));
     assert!(!ok && err.contains("no-omniglot-here is missing"), "{err}");
-    assert!(!dir.join("results/runs").exists() || std::fs::read_dir(dir.join("results/runs")).unwrap().next().is_none());
+    assert!(
+        !dir.join("results/runs").exists() || std::fs::read_dir(dir.join("results/runs")).unwrap().next().is_none()
+    );
     let (ok, err) = run(sweep(&shared("omniglot")));
     assert!(ok, "{err}");
     let records = harness::store::read_records(&dir.join("results")).unwrap();
     let finals: Vec<_> = records.iter().filter(|r| r.outcome.metrics.is_some()).collect();
-    assert!(!finals.is_empty() && finals.iter().all(|r| r.outcome.split_fingerprint == finals[0].outcome.split_fingerprint));
+    assert_eq!(finals.len(), 4, "the tuned and the default setting, one model per fold");
+    let folds: std::collections::BTreeSet<&str> = finals.iter().map(|r| r.outcome.split_fingerprint.as_str()).collect();
+    assert!(folds.len() == 2 && folds.iter().all(|f| f.contains("-fold")), "{folds:?}");
     let searched: Vec<_> = records.iter().filter_map(|r| r.outcome.selection.as_ref()).collect();
     // Two folds of the 117 training characters: 58 or 59 validate, the rest train, 20 drawings each.
     assert!(searched.iter().any(|s| (s.training_classes, s.validation_classes) == (59, 58)), "{searched:?}");
