@@ -106,8 +106,16 @@ power: build
 power-reference: power
 	$(call adopt,$(POWER_SWEEPS))
 
-# adopt: copy each named results folder's records into reports/NAME/ and report them there
+# adopt: copy each named results folder's records into reports/NAME/ and report them there. A
+# reference is made by a committed tree: records whose binary was built from a tree with changes
+# (`git_commit` ending in -dirty) are refused, and so is adopting while the tree has changes.
 define adopt
+	@if [ -n "$$(git status --porcelain --untracked-files=no -- . ':!reports' ':!results')" ]; then \
+	  echo "error: the working tree has uncommitted changes (git status): commit them, rebuild and rerun before making a reference" >&2; exit 1; fi
+	@for s in $(1); do \
+	  dirty=$$(grep -l '"git_commit": *"[0-9a-f]*-dirty"' results/$$s/runs/*.json 2>/dev/null | head -3); \
+	  if [ -n "$$dirty" ]; then echo "error: results/$$s holds records made by a binary built from uncommitted changes (git_commit …-dirty), e.g. $$dirty: rerun them from a committed tree (a new results folder) before adopting them" >&2; exit 1; fi; \
+	done
 	for s in $(1); do \
 	  rm -rf reports/$$s && mkdir -p reports/$$s && \
 	  cp -r results/$$s/runs results/$$s/sweep.json reports/$$s/ && \

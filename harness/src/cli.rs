@@ -98,8 +98,9 @@ pub enum Command {
     /// A file with a `protocol:` block runs the fair comparison instead (configs/README.md): each
     /// loss's search on validation classes, generation by generation, then its final phase on the
     /// test split (under `folds` with `concatenated: true`, also each seed's fold models evaluated
-    /// as one); a failed trial scores the worst value and is kept, and --report is written at the
-    /// end.
+    /// as one); a failed trial scores the worst value and is kept, a failed or diverged final-phase
+    /// run makes the command exit 1 (--retry-failed runs those again, never a trial), and --report
+    /// is written at the end.
     Sweep {
         /// The sweep file (YAML).
         file: std::path::PathBuf,
@@ -115,7 +116,8 @@ pub enum Command {
         /// Also write each run's test embeddings and labels to RESULTS/embeddings/<id>/ (for `harness eval --run`).
         #[arg(long)]
         save_embeddings: bool,
-        /// Run again the runs recorded as failed or diverged.
+        /// Run again the runs recorded as failed or diverged (under a `protocol:` block, the
+        /// final-phase runs alone: a trial's outcome is part of its search).
         #[arg(long)]
         retry_failed: bool,
         /// Keep going when the sweep file changed under an existing results folder.

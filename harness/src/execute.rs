@@ -65,6 +65,10 @@ pub fn execute_run(
     // Another process may have finished it between our planning and our lock.
     if let Some((existing, path)) = store::read_record(results, &id, &slug)? {
         if existing.outcome.status == RunStatus::Finished || !opts.replace_unfinished {
+            // Taking the lock made `work/<id>/`; a recorded run needs none (removed under the lock,
+            // as after a run: a process that locks it next makes its own and finds the record).
+            let _ = std::fs::remove_dir_all(work_dir(results, &id));
+            drop(lock);
             return Ok(Executed::AlreadyRecorded(existing, path));
         }
     }

@@ -449,8 +449,8 @@ fn sweep(
     };
     let source = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     if sweep.protocol.is_some() {
-        if retry_failed || allow_changed {
-            bail!("{}: --retry-failed and --allow-changed do not apply under a `protocol:` block: a failed trial is part of the search (it scores the worst value), and a changed search needs a new results folder (--results)", file.display());
+        if allow_changed {
+            bail!("{}: --allow-changed does not apply under a `protocol:` block: a changed search needs a new results folder (--results)", file.display());
         }
         return tune(&sweep, &source, &opts, report);
     }
@@ -498,7 +498,8 @@ fn sweep(
 
 /// `harness sweep` of a file with a `protocol:` block: the searches and final phases until every
 /// run is recorded, then the report. A failed or diverged trial is part of the search (it scores
-/// the worst value and is counted in the report), so it does not fail the command.
+/// the worst value and is counted in the report), so it does not fail the command; a failed or
+/// diverged final-phase run leaves a loss without its result, so it does (exit 1, naming each).
 fn tune(
     sweep: &harness::sweep::Sweep,
     source: &str,
@@ -508,17 +509,27 @@ fn tune(
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
     let s = harness::sweep::run_protocol_sweep(sweep, source, opts, &|e| display.borrow_mut().show(e))?;
     display.borrow_mut().finish();
+    let records = harness::store::read_records(&opts.results)?;
+    let (trials, finals) = harness::sweep::unfinished_by_phase(&records);
     tracing::info!(
-        "protocol: {} runs finished here, {} diverged, {} failed (they score the worst value); records in {}",
+        "protocol: {} runs finished here, {} diverged, {} failed; in the folder {} trial(s) did not finish (each scores the worst value and stays part of the search) and {} final-phase run(s); records in {}",
         s.finished,
         s.diverged,
         s.failed,
+        trials.len(),
+        finals.len(),
         opts.results.join("runs").display()
     );
     if let Some((output, baseline)) = report {
-        let records = harness::store::read_records(&opts.results)?;
         write_report(&records, &output, &format!("Report: {}", sweep.name), &baseline, "")?;
         tracing::info!("report written to {}", output.display());
+    }
+    if !finals.is_empty() {
+        bail!(
+            "the final phase did not finish: {} run(s) on the test split failed or diverged, so their losses have no test result:\n  {}\nfix the cause, then rerun with --retry-failed (it runs the failed final-phase runs again; trials are never rerun)",
+            finals.len(),
+            finals.join("\n  ")
+        );
     }
     Ok(())
 }

@@ -51,8 +51,13 @@ pub struct SweepProgress {
     current: (u64, u64),
     /// Epochs trained by this process.
     trained: u64,
-    /// Epochs of runs skipped as in progress elsewhere, not yet counted.
-    deferred: u64,
+    /// Runs skipped as in progress elsewhere, not yet counted: their slugs and epochs.
+    deferred: std::collections::BTreeMap<String, u64>,
+    /// Runs in progress elsewhere whose epochs the bar has counted (a protocol sweep may find the
+    /// same run busy again on a later pass: it counts once).
+    counted: std::collections::BTreeSet<String>,
+    /// The slug of the run in progress.
+    name: String,
 }
 
 impl SweepProgress {
@@ -71,13 +76,24 @@ impl SweepProgress {
         if !bar.is_hidden() {
             bar.enable_steady_tick(std::time::Duration::from_millis(500));
         }
-        Self { multi, runs: bar, epochs: None, run_count: (runs, 0), current: (0, 0), trained: 0, deferred: 0 }
+        Self {
+            multi,
+            runs: bar,
+            epochs: None,
+            run_count: (runs, 0),
+            current: (0, 0),
+            trained: 0,
+            deferred: Default::default(),
+            counted: Default::default(),
+            name: String::new(),
+        }
     }
 
     /// Starts the epoch bar of a run.
     pub fn start_run(&mut self, name: &str, epochs: u64) {
         self.run_count.1 += 1;
         self.current = (epochs, 0);
+        self.name = name.to_string();
         self.runs.set_message(format!("run {}/{}: {name}", self.run_count.1, self.run_count.0));
         let bar = self.multi.add(ProgressBar::new(epochs));
         bar.set_style(
@@ -103,16 +119,29 @@ impl SweepProgress {
     /// runs skipped before it as in progress elsewhere).
     pub fn finish_run(&mut self) {
         let unseen = self.end_run();
-        self.runs.inc(unseen + std::mem::take(&mut self.deferred));
+        let deferred = std::mem::take(&mut self.deferred);
+        self.runs.inc(unseen + deferred.values().sum::<u64>());
+        self.counted.extend(deferred.into_keys());
     }
 
     /// Drops the run in progress, not run here: counted at once if it is already recorded, after
-    /// this process's next run if another process is running it.
+    /// this process's next run if another process is running it (once, however often it is found
+    /// busy). A busy run is not one of this process's runs: the run counter steps back.
     pub fn skip_run(&mut self, why: Skipped) {
         let unseen = self.end_run();
         match why {
-            Skipped::Busy => self.deferred += unseen,
-            Skipped::RecordedMeanwhile => self.runs.inc(unseen),
+            Skipped::Busy => {
+                self.run_count.1 -= 1;
+                if !self.counted.contains(&self.name) {
+                    self.deferred.insert(self.name.clone(), unseen);
+                }
+            }
+            Skipped::RecordedMeanwhile => {
+                if self.counted.insert(self.name.clone()) {
+                    self.deferred.remove(&self.name);
+                    self.runs.inc(unseen);
+                }
+            }
         }
     }
 
@@ -240,5 +269,27 @@ mod tests {
         p.start_run("d", 10);
         p.finish_run();
         assert_eq!(p.runs.position(), 40, "b is counted once only");
+    }
+
+    #[test]
+    fn a_run_found_busy_on_every_pass_is_counted_once_and_the_run_counter_never_passes_its_total() {
+        // A protocol sweep's process polls: the same run, busy elsewhere, is tried on each pass.
+        let mut p = SweepProgress::new(3, 30);
+        let mut shown = vec![];
+        for pass in 0..4 {
+            p.start_run("busy", 10);
+            p.skip_run(Skipped::Busy);
+            if pass < 2 {
+                p.start_run(&format!("mine{pass}"), 10);
+                shown.push(p.run_count.1);
+                p.finish_run();
+            }
+        }
+        p.start_run("busy", 10);
+        p.skip_run(Skipped::RecordedMeanwhile);
+        shown.push(p.run_count.1);
+        assert_eq!(shown, vec![1, 2, 3], "the counter of the [k/N] lines");
+        assert!(p.run_count.1 <= p.run_count.0);
+        assert_eq!(p.runs.position(), 30, "the busy run's epochs once, not once per pass");
     }
 }

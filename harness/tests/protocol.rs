@@ -206,7 +206,8 @@ fn a_killed_search_resumes_to_the_same_trials_and_best_setting() {
 
 /// Writes a PNG of `size`² pixels whose colour depends on `class` and `i`.
 fn png(path: &Path, class: u8, i: u8) {
-    let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([class * 40, (x as u8) * 8 + i, (y as u8) * 8]));
+    let img =
+        image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([class.wrapping_mul(40), (x as u8) * 8 + i, (y as u8) * 8]));
     img.save(path).unwrap();
 }
 
@@ -362,5 +363,106 @@ fn folds_with_the_concatenated_evaluation_join_each_seeds_fold_models() {
     ] {
         assert!(text.contains(needle), "the report lacks {needle:?}:\n{text}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A folder data set of 8 classes × 4 images: c0–c3 train, c4–c7 test; with `broken`, every test
+/// image is bytes that are not an image.
+fn image_folder(dir: &Path, broken: bool) {
+    for c in 0..8u8 {
+        let class = dir.join(format!("c{c}"));
+        std::fs::create_dir_all(&class).unwrap();
+        for i in 0..4u8 {
+            let p = class.join(format!("im{i}.png"));
+            if c >= 4 && broken {
+                std::fs::write(&p, b"not an image").unwrap();
+            } else {
+                png(&p, c, i);
+            }
+        }
+    }
+}
+
+/// `harness sweep FILE --results RESULTS ARGS…`: (exit code, standard error).
+fn sweep_status(file: &Path, results: &Path, args: &[&str]) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .arg("sweep")
+        .arg(file)
+        .arg("--results")
+        .arg(results)
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+/// (slug, test metrics as JSON) of the final-phase records, and (slug, validation curve) of the trials.
+fn finals_and_trials(results: &Path) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let (mut finals, mut trials) = (vec![], vec![]);
+    for r in records(results) {
+        let p = r.config.protocol.as_ref().unwrap();
+        if p.phase == harness::protocol::Phase::Final {
+            finals.push((r.slug.clone(), serde_json::to_string(&r.outcome.metrics).unwrap()));
+        } else {
+            trials.push((r.slug.clone(), serde_json::to_string(&r.outcome.selection).unwrap()));
+        }
+    }
+    finals.sort();
+    trials.sort();
+    (finals, trials)
+}
+
+#[test]
+fn a_failed_final_phase_exits_1_and_retry_failed_recovers_the_uninterrupted_results_bit_for_bit() {
+    let dir = common::scratch("protocol", "final-fails");
+    let data = dir.join("images");
+    image_folder(&data, true);
+    let file = dir.join("tune.yaml");
+    let yaml = format!(
+        r#"
+name: final-fails
+data: [{{kind: folder, root: '{}'}}]
+losses: [{{kind: softmax_norm}}]
+dims: [8]
+seeds: [0, 1]
+model: {{backbone: {{kind: small_cnn, channels: [8]}}}}
+train: {{device: cpu, epochs: 2, batch_size: 4, sampler: {{kind: class_balanced, m: 2}}, workers: 1, transform: {{size: 16, resize: 16}}}}
+eval: {{recall_at: [1], kmeans_restarts: 1}}
+protocol:
+  split: {{kind: holdout, validation_fraction: 0.5}}
+  selection: {{metric: MAP@R, every: 1, patience: 1}}
+  search: {{sampler: random, trials: 2, seed: 1}}
+  spaces: {{softmax_norm: {{la: {{low: 10, high: 30}}}}}}
+"#,
+        data.display()
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let broken = dir.join("broken");
+    let report = dir.join("report.md");
+    let (code, err) = sweep_status(&file, &broken, &["--report", report.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("0 trial(s) did not finish") && err.contains("4 final-phase run(s)"), "{err}");
+    assert!(err.contains("the final phase did not finish: 4 run(s)") && err.contains("cannot read image"), "{err}");
+    assert!(err.contains("rerun with --retry-failed"), "{err}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("**no final result**: its 2 final run(s) on the test split failed"), "{text}");
+    let (_, trials_before) = finals_and_trials(&broken);
+
+    image_folder(&data, false); // repaired
+    let (code, err) = sweep_status(&file, &broken, &[]);
+    assert_eq!(code, 1, "a plain rerun runs nothing and still says the final phase failed: {err}");
+    let (code, err) = sweep_status(&file, &broken, &["--retry-failed"]);
+    assert_eq!(code, 0, "{err}");
+    let (finals, trials_after) = finals_and_trials(&broken);
+    assert_eq!(trials_after, trials_before, "the retry never changes a trial");
+
+    let clean = dir.join("clean");
+    let (code, err) = sweep_status(&file, &clean, &[]);
+    assert_eq!(code, 0, "{err}");
+    let (clean_finals, clean_trials) = finals_and_trials(&clean);
+    assert_eq!(clean_trials, trials_after);
+    assert_eq!(finals.len(), 4);
+    assert_eq!(finals, clean_finals, "retried final runs equal an uninterrupted sweep's, bit for bit");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -605,3 +605,22 @@ fn a_resumed_sweep_writes_the_report_of_its_complete_rounds_before_its_first_run
     assert_ne!(std::fs::read_to_string(&report).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_process_that_finds_a_run_recorded_leaves_no_lock_folder_behind() {
+    // Two processes on one folder: the second locks a run the first has just recorded, finds the
+    // record and moves on. Its lock made `work/<id>/`; nothing may stay there.
+    let dir = tmp("lock-left");
+    let sweep = Sweep::parse(TINY).unwrap();
+    let run = &sweep.runs[0];
+    let results = dir.join("results");
+    let opts = harness::execute::ExecuteOptions::default();
+    let first = harness::execute::execute_run(&run.config, &results, &opts, &|_| {}).unwrap();
+    assert!(matches!(first, harness::execute::Executed::Ran(..)));
+    let work = harness::execute::work_dir(&results, &run.id);
+    assert!(!work.exists(), "the run's own work folder is removed with its record");
+    let second = harness::execute::execute_run(&run.config, &results, &opts, &|_| {}).unwrap();
+    assert!(matches!(second, harness::execute::Executed::AlreadyRecorded(..)));
+    assert!(!work.exists(), "{} is left behind", work.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -171,12 +171,30 @@ pub(super) fn render(records: &[RunRecord], opts: &ReportOptions) -> (String, Ve
     let per_seed = fold_means(&tuned);
     let mut verdicts = tables(&mut s, &per_seed.iter().collect::<Vec<_>>(), opts, &mut plots);
     verdicts.extend(concatenated_section(&mut s, &studies, opts, &mut plots));
+    verdicts.extend(studies.iter().filter_map(missing_final));
     unfinished(&mut s, records);
     verdict_section(&mut s, &verdicts, &opts.baseline);
     if !verdicts.is_empty() {
         let _ = writeln!(s, "This verdict is on the tuned settings: every loss had the same search budget on the validation classes, and its test result comes from its own best setting.\n");
     }
     (s, plots)
+}
+
+/// The verdict line of a study without any finished final run at its tuned setting: it is not
+/// compared, and the line says why.
+fn missing_final(st: &Study) -> Option<String> {
+    if st.final_tuned.iter().any(|r| r.outcome.status == RunStatus::Finished) {
+        return None;
+    }
+    Some(if st.final_tuned.is_empty() {
+        format!("- {}: **no final result yet** (its final phase has not run): not compared", st.key)
+    } else {
+        format!(
+            "- {}: **no final result**: its {} final run(s) on the test split failed or diverged (Runs that did not finish); not compared",
+            st.key,
+            st.final_tuned.len()
+        )
+    })
 }
 
 /// The tables and verdict lines of MLRC's concatenated evaluation, where the sweep asked for it.
@@ -288,8 +306,22 @@ fn edge_u(range: &crate::protocol::ParamRange, v: Option<&serde_json::Value>, _r
 
 fn fmt_value(v: &serde_json::Value) -> String {
     match v.as_f64() {
-        Some(x) if v.is_f64() => format!("{x:.4}"),
+        Some(x) if v.is_f64() => significant(x, 4),
         _ => v.to_string(),
+    }
+}
+
+/// `x` to `digits` significant digits: fixed notation from 0.001 to below 10^digits, scientific
+/// outside it (a learning rate of 2e-5 reads `2.000e-5`, not `0.0000`).
+pub(super) fn significant(x: f64, digits: i32) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if (-3..digits).contains(&magnitude) {
+        format!("{x:.*}", (digits - 1 - magnitude).max(0) as usize)
+    } else {
+        format!("{x:.*e}", (digits - 1) as usize)
     }
 }
 
@@ -418,4 +450,21 @@ fn fairness(s: &mut String, studies: &[Study]) {
         b.push_record([name.to_string(), same, diff]);
     }
     let _ = writeln!(s, "{}\n", b.build().with(Style::markdown()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::significant;
+
+    #[test]
+    fn values_are_printed_to_four_significant_digits_whatever_their_size() {
+        assert_eq!(significant(2e-5, 4), "2.000e-5", "the triplet loss's smallest lr.head printed 0.0000");
+        assert_eq!(significant(0.000_123_4, 4), "1.234e-4");
+        assert_eq!(significant(0.001_234_5, 4), "0.001234");
+        assert_eq!(significant(0.2, 4), "0.2000");
+        assert_eq!(significant(118.7, 4), "118.7");
+        assert_eq!(significant(-3.14159, 4), "-3.142");
+        assert_eq!(significant(12_346.0, 4), "1.235e4");
+        assert_eq!(significant(0.0, 4), "0");
+    }
 }

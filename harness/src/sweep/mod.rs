@@ -5,7 +5,7 @@ mod plan;
 pub mod search;
 mod tune;
 
-pub use tune::{budget, run_protocol_sweep};
+pub use tune::{budget, run_protocol_sweep, unfinished_by_phase};
 
 use crate::config::{RunConfig, SweepFile};
 use crate::execute::{execute_run, ExecuteOptions, Executed};

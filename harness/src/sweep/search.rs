@@ -200,6 +200,15 @@ impl SearchState {
         search.chain(&self.final_runs).filter(|r| !recorded.contains_key(&r.id) && ready(r)).collect()
     }
 
+    /// Final-phase runs recorded as failed or diverged (`--retry-failed` runs them again), in
+    /// order; a concatenated evaluation only once every fold run it joins has finished.
+    pub fn failed_final<'a>(&'a self, recorded: &HashMap<String, &RunRecord>) -> Vec<&'a PlannedRun> {
+        let finished =
+            |id: &str| recorded.get(id).is_some_and(|r| r.outcome.status == crate::train::RunStatus::Finished);
+        let ready = |r: &PlannedRun| r.config.concatenation_members().iter().all(|m| finished(&store::run_id(m)));
+        self.final_runs.iter().filter(|r| recorded.contains_key(&r.id) && !finished(&r.id) && ready(r)).collect()
+    }
+
     /// Whether every run of the study is recorded.
     pub fn done(&self, recorded: &HashMap<String, &RunRecord>) -> bool {
         self.best.is_some() && self.default.objective().is_some() && self.runnable(recorded).is_empty()

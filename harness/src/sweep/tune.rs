@@ -10,7 +10,7 @@ use crate::execute::ExecuteOptions;
 use crate::protocol::ProtocolConfig;
 use crate::store::{self, RunRecord};
 use anyhow::{Context, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// How long a process waits before looking again when every run it could start is another's.
@@ -83,12 +83,19 @@ pub fn run_protocol_sweep(
     progress(SweepEvent::Planned { in_shard: runs, skipped: before, todo: runs.saturating_sub(before), epochs });
     let exec =
         ExecuteOptions { save_embeddings: opts.save_embeddings, shard: Some(opts.shard), replace_unfinished: false };
+    let again = ExecuteOptions { replace_unfinished: true, ..exec.clone() };
+    let mut retried: HashSet<String> = HashSet::new();
     loop {
         let records = read(&opts.results)?;
         let recorded: HashMap<String, &RunRecord> = records.iter().map(|r| (r.id.clone(), r)).collect();
         let all = states(&studies, p, &records)?;
         let mut todo: Vec<&PlannedRun> = all.iter().flat_map(|s| s.runnable(&recorded)).collect();
-        if todo.is_empty() {
+        let retry: Vec<&PlannedRun> = if opts.retry_failed {
+            all.iter().flat_map(|s| s.failed_final(&recorded)).filter(|r| !retried.contains(&r.id)).collect()
+        } else {
+            vec![]
+        };
+        if todo.is_empty() && retry.is_empty() {
             break;
         }
         // Shards start at different places of the list, so they rarely reach for the same run.
@@ -96,6 +103,10 @@ pub fn run_protocol_sweep(
         let at = todo.len() * i / n.max(1);
         todo.rotate_left(at);
         let mut ran = 0;
+        for run in &retry {
+            retried.insert(run.id.clone());
+            ran += usize::from(super::execute_one(run, opts, &again, &mut summary, progress)? == super::Tried::Ran);
+        }
         for run in &todo {
             ran += usize::from(super::execute_one(run, opts, &exec, &mut summary, progress)? == super::Tried::Ran);
         }
@@ -104,4 +115,28 @@ pub fn run_protocol_sweep(
         }
     }
     Ok(summary)
+}
+
+/// A protocol's runs that did not finish, by phase, from its folder's records: the failed or
+/// diverged trials (part of the search: they score the worst value) and final-phase runs (a
+/// result the report is missing), each as `slug: status: first line of the error`.
+pub fn unfinished_by_phase(records: &[RunRecord]) -> (Vec<String>, Vec<String>) {
+    let (mut trials, mut finals) = (vec![], vec![]);
+    for r in records.iter().filter(|r| r.outcome.status != crate::train::RunStatus::Finished) {
+        let Some(p) = &r.config.protocol else { continue };
+        let why = match r.outcome.status {
+            crate::train::RunStatus::Diverged => {
+                format!("diverged (loss not finite at step {})", r.outcome.diagnostics.diverged_at_step.unwrap_or(0))
+            }
+            _ => format!("failed: {}", r.outcome.error.as_deref().unwrap_or("").lines().next().unwrap_or("")),
+        };
+        let line = format!("{}: {why}", r.slug);
+        match p.phase {
+            crate::protocol::Phase::Search => trials.push(line),
+            crate::protocol::Phase::Final => finals.push(line),
+        }
+    }
+    trials.sort();
+    finals.sort();
+    (trials, finals)
 }
