@@ -25,6 +25,10 @@ export CARGO_INCREMENTAL
 # release build would compile them all again (24 minutes on a slow 2-core machine) for runs about
 # 7 % faster (measured side by side, README).
 HARNESS := target/debug/harness
+# Worker processes of the sweeps (`harness sweep --jobs`): they share a results folder and divide
+# the cores among them (2 on a 2-core machine: one libtorch thread each).
+JOBS ?= 2
+export JOBS
 CI_HARNESS := $(HARNESS)
 
 .PHONY: gpu-pack gpu-dry-run setup setup-full build quickstart quickstart-reference omniglot omniglot-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
@@ -72,7 +76,10 @@ build: setup
 quickstart: build
 	$(HARNESS) doctor
 	bash bench/quickstart/reuse.sh $(HARNESS) results/study configs/quickstart.yaml results/quickstart
-	bash bench/quickstart/run.sh $(HARNESS) quickstart
+	@start=$$(date +%s) && \
+	  $(HARNESS) sweep configs/quickstart.yaml --jobs $(JOBS) --results results/quickstart --report results/quickstart/report.md && \
+	  $(HARNESS) report results/quickstart -o results/quickstart/report.md && \
+	  echo "sweeps: $$(( $$(date +%s) - start )) s for quickstart and its report"
 	bash bench/quickstart/agreement.sh $(HARNESS) reports/quickstart results/quickstart quickstart-reference
 
 ## quickstart-reference: make the fresh quickstart results the committed reference (review, then commit)

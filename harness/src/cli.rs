@@ -133,6 +133,16 @@ pub enum Command {
         /// Loss kind the --report compares every other variant with.
         #[arg(long, default_value = "softmax_norm", requires = "report")]
         baseline: String,
+        /// Start N worker processes on this machine that share the results folder (each takes the
+        /// next run no other is running), the cores divided among them: N workers of max(1,
+        /// cores / N) libtorch threads each (unless --threads). Many small runs train faster as
+        /// several one-thread workers than as one process with every thread.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// libtorch threads of this process (of each worker under --jobs); default: OMP_NUM_THREADS
+        /// when set, else libtorch's own choice (every core). Logged and stored in each record.
+        #[arg(long, value_name = "T", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Write the Markdown report of a results folder (tables, statistics, the paper's numbers).
     Report {

@@ -44,9 +44,12 @@ fn run(cli: Cli) -> Result<()> {
             save_embeddings,
             report,
             baseline,
+            jobs,
+            threads,
         } => {
             let opts = (shard, device, retry_failed, allow_changed, save_embeddings);
-            sweep(&file, results, opts, report.map(|r| (r, baseline)))
+            let workers = (jobs.map(usize::from), threads.map(usize::from));
+            sweep(&file, results, opts, workers, report.map(|r| (r, baseline)))
         }
         Command::Report { results, output, baseline } => report(&results, output, &baseline),
         Command::Slurm(args) => slurm(args),
@@ -420,6 +423,7 @@ fn sweep(
     file: &std::path::Path,
     results: Option<std::path::PathBuf>,
     (shard, device, retry_failed, allow_changed, save_embeddings): (Option<String>, Option<String>, bool, bool, bool),
+    (jobs, threads): (Option<usize>, Option<usize>),
     report: Option<(std::path::PathBuf, String)>,
 ) -> Result<()> {
     let mut problems = vec![];
@@ -439,6 +443,18 @@ fn sweep(
         bail!("{}: no run was started and nothing was recorded:\n  {}", file.display(), data.join("\n  "));
     }
     let results = results.unwrap_or_else(|| std::path::PathBuf::from("results").join(&sweep.name));
+    if let Some(jobs) = jobs {
+        return start_workers(jobs, threads, &results, report.as_ref().map(|r| r.0.as_path()));
+    }
+    let threads = set_threads(threads);
+    let _registration = harness::sweep::workers::register(&results, threads)?;
+    let warned = std::cell::Cell::new(false);
+    let check_threads = || {
+        if !warned.get() {
+            warned.set(oversubscription_warning(&results));
+        }
+    };
+    check_threads();
     let opts = harness::sweep::SweepOptions {
         results: results.clone(),
         shard: shard.unwrap(),
@@ -452,7 +468,7 @@ fn sweep(
         if allow_changed {
             bail!("{}: --allow-changed does not apply under a `protocol:` block: a changed search needs a new results folder (--results)", file.display());
         }
-        return tune(&sweep, &source, &opts, report);
+        return tune(&sweep, &source, &opts, report, &check_threads);
     }
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
     // A report that cannot be written now is written at the next round or by `harness report`.
@@ -463,6 +479,9 @@ fn sweep(
         r
     });
     let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
+        if matches!(e, harness::sweep::SweepEvent::RunStarted { .. }) {
+            check_threads();
+        }
         let finished = match &e {
             harness::sweep::SweepEvent::RunFinished { slug, .. } => Some(slug.clone()),
             _ => None,
@@ -496,6 +515,114 @@ fn sweep(
     Ok(())
 }
 
+/// Sets this process's libtorch threads from `--threads` (else OMP_NUM_THREADS or libtorch's
+/// default stands), logs the count and where it came from, and returns it.
+fn set_threads(threads: Option<usize>) -> usize {
+    let source = match threads {
+        Some(t) => {
+            tch::set_num_threads(t as i32);
+            "--threads"
+        }
+        None if std::env::var("OMP_NUM_THREADS").is_ok() => "OMP_NUM_THREADS",
+        None => "libtorch's default",
+    };
+    let n = tch::get_num_threads().max(1) as usize;
+    tracing::info!("libtorch threads: {n} ({source})");
+    n
+}
+
+/// Warns (once: returns true when it did) when the live workers of `results` on this machine ask
+/// for more libtorch threads in all than it has cores.
+fn oversubscription_warning(results: &std::path::Path) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = harness::sweep::workers::live_threads(results);
+    if !harness::sweep::workers::oversubscribed(cores, &threads) {
+        return false;
+    }
+    tracing::warn!(
+        "{} sweep processes share {} on this machine with {} libtorch threads in all on {cores} cores: their thread pools oversubscribe the cores and every run slows down (two such processes took 20 times as long as one, reports/perf.md); start one `harness sweep --jobs {}` instead (it divides the cores), or give each process `--threads` so that they add up to {cores}",
+        threads.len(),
+        results.display(),
+        threads.iter().sum::<usize>(),
+        threads.len()
+    );
+    true
+}
+
+/// `sweep --jobs N`: starts N workers (this binary, the same arguments without --jobs, and
+/// --threads T: the given one or the cores divided among them) on one results folder and waits for
+/// them; their log lines are passed on prefixed with the worker's number. Fails if any worker did.
+fn start_workers(
+    jobs: usize,
+    threads: Option<usize>,
+    results: &std::path::Path,
+    report: Option<&std::path::Path>,
+) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = threads.unwrap_or_else(|| harness::sweep::workers::threads_per_worker(cores, jobs));
+    tracing::info!(
+        "--jobs {jobs}: {jobs} worker(s) of {t} libtorch thread(s) on {cores} cores, sharing {}",
+        results.display()
+    );
+    let args = worker_args(std::env::args().skip(1).collect(), t);
+    let exe = std::env::current_exe().context("finding this binary to start the workers")?;
+    let mut children = vec![];
+    for k in 1..=jobs {
+        let mut child = std::process::Command::new(&exe)
+            .args(&args)
+            .env("OMP_NUM_THREADS", t.to_string())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting worker {k} ({})", exe.display()))?;
+        let stderr = child.stderr.take().context("a worker's standard error")?;
+        let relay = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[worker {k}] {line}");
+            }
+        });
+        children.push((k, child, relay));
+    }
+    let mut failed = vec![];
+    for (k, mut child, relay) in children {
+        let status = child.wait().with_context(|| format!("waiting for worker {k}"))?;
+        let _ = relay.join();
+        if !status.success() {
+            failed.push(format!("worker {k} ({status})"));
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {jobs} worker(s) failed: {} (their errors are above; records of finished runs are kept)",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    if let Some(r) = report {
+        tracing::info!("every worker is done; the last round's report is {}", r.display());
+    }
+    Ok(())
+}
+
+/// A worker's arguments: the command line's without `--jobs N` (or `--jobs=N`) and any
+/// `--threads`, with `--threads T` added.
+fn worker_args(args: Vec<String>, threads: usize) -> Vec<String> {
+    let mut out = vec![];
+    let mut skip_value = false;
+    for a in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if a == "--jobs" || a == "--threads" {
+            skip_value = true;
+        } else if !(a.starts_with("--jobs=") || a.starts_with("--threads=")) {
+            out.push(a);
+        }
+    }
+    out.extend(["--threads".to_string(), threads.to_string()]);
+    out
+}
+
 /// `harness sweep` of a file with a `protocol:` block: the searches and final phases until every
 /// run is recorded, then the report. A failed or diverged trial is part of the search (it scores
 /// the worst value and is counted in the report), so it does not fail the command; a failed or
@@ -505,9 +632,15 @@ fn tune(
     source: &str,
     opts: &harness::sweep::SweepOptions,
     report: Option<(std::path::PathBuf, String)>,
+    check_threads: &dyn Fn(),
 ) -> Result<()> {
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
-    let s = harness::sweep::run_protocol_sweep(sweep, source, opts, &|e| display.borrow_mut().show(e))?;
+    let s = harness::sweep::run_protocol_sweep(sweep, source, opts, &|e| {
+        if matches!(e, harness::sweep::SweepEvent::RunStarted { .. }) {
+            check_threads();
+        }
+        display.borrow_mut().show(e)
+    })?;
     display.borrow_mut().finish();
     let records = harness::store::read_records(&opts.results)?;
     let (trials, finals) = harness::sweep::unfinished_by_phase(&records);

@@ -624,3 +624,60 @@ fn a_process_that_finds_a_run_recorded_leaves_no_lock_folder_behind() {
     assert!(!work.exists(), "{} is left behind", work.display());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn jobs_start_workers_that_divide_the_cores_and_oversubscribing_processes_are_warned() {
+    let dir = tmp("jobs");
+    let file = write_sweep(&dir, TINY);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_worker = harness::sweep::workers::threads_per_worker(cores, 2);
+    let jobs = dir.join("jobs");
+    let out = harness().args(["sweep"]).arg(&file).arg("--results").arg(&jobs).args(["--jobs", "2"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("--jobs 2: 2 worker(s) of {per_worker} libtorch thread(s) on {cores} cores")),
+        "{err}"
+    );
+    assert!(err.contains("[worker 1]") && err.contains("[worker 2]"), "{err}");
+    assert!(err.contains(&format!("libtorch threads: {per_worker} (--threads)")) && !err.contains("WARN"), "{err}");
+    let records = harness::store::read_records(&jobs).unwrap();
+    assert_eq!(records.len(), 6);
+    assert!(records.iter().all(|r| r.provenance.threads == per_worker as i32), "the record stores the threads");
+    let shards: std::collections::BTreeSet<&str> = records.iter().map(|r| r.provenance.host.as_str()).collect();
+    assert_eq!(shards.len(), 1);
+    // One process with the same threads records the same results.
+    let one = dir.join("one");
+    let out = harness()
+        .args(["sweep"])
+        .arg(&file)
+        .arg("--results")
+        .arg(&one)
+        .args(["--threads", &per_worker.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(outcomes(&one), outcomes(&jobs));
+    // Two processes that each take every core: each sees the other and one of them says so.
+    let over = dir.join("over");
+    let procs: Vec<_> = (0..2)
+        .map(|_| {
+            harness()
+                .args(["sweep"])
+                .arg(&file)
+                .arg("--results")
+                .arg(&over)
+                .args(["--threads", &cores.to_string()])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let logs: Vec<String> =
+        procs.into_iter().map(|p| String::from_utf8_lossy(&p.wait_with_output().unwrap().stderr).to_string()).collect();
+    let warned: Vec<&String> = logs.iter().filter(|l| l.contains("oversubscribe the cores")).collect();
+    assert!(!warned.is_empty(), "{logs:?}");
+    assert!(warned.iter().all(|l| l.matches("oversubscribe the cores").count() == 1), "warned once per process");
+    assert!(warned[0].contains("2 sweep processes share") && warned[0].contains("--jobs 2"), "{}", warned[0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

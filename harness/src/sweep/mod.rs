@@ -4,6 +4,7 @@
 mod plan;
 pub mod search;
 mod tune;
+pub mod workers;
 
 pub use tune::{budget, run_protocol_sweep, unfinished_by_phase};
 
