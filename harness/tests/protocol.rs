@@ -349,7 +349,8 @@ fn folds_with_the_concatenated_evaluation_join_each_seeds_fold_models() {
     let gone = harness::execute::embeddings_dir(&results, &harness::store::run_id(&config)).join("embeddings.npy");
     std::fs::remove_file(&gone).unwrap();
     std::fs::remove_file(&path).unwrap();
-    assert!(sweep_cmd(&file, &results).status().unwrap().success());
+    // A final-phase run that failed leaves its loss without a result: the sweep exits 1.
+    assert_eq!(sweep_cmd(&file, &results).status().unwrap().code(), Some(1));
     let failed: RunRecord = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let err = failed.outcome.error.unwrap_or_default();
     assert!(failed.outcome.metrics.is_none() && err.contains("fold 1") && err.contains("embeddings.npy"), "{err}");

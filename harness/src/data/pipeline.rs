@@ -26,6 +26,8 @@ pub enum Normalization {
     BnInception,
     /// torchvision ImageNet models: RGB, 0..1, mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225].
     Imagenet,
+    /// EfficientNet-Lite (TensorFlow's reference): RGB, (x · 255 − 127.5) / 128.
+    EfficientnetLite,
 }
 
 /// Image transforms of a split.
@@ -217,6 +219,11 @@ pub fn normalize_into(img: &RgbImage, preset: Normalization, out: &mut [f32]) {
                 out[i] = p[2] as f32 - MEAN[0];
                 out[plane + i] = p[1] as f32 - MEAN[1];
                 out[2 * plane + i] = p[0] as f32 - MEAN[2];
+            }
+            Normalization::EfficientnetLite => {
+                for c in 0..3 {
+                    out[c * plane + i] = (p[c] as f32 - 127.5) / 128.0;
+                }
             }
             Normalization::Imagenet => {
                 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];

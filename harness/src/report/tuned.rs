@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(significant(0.001_234_5, 4), "0.001234");
         assert_eq!(significant(0.2, 4), "0.2000");
         assert_eq!(significant(118.7, 4), "118.7");
-        assert_eq!(significant(-3.14159, 4), "-3.142");
+        assert_eq!(significant(-4.56789, 4), "-4.568");
         assert_eq!(significant(12_346.0, 4), "1.235e4");
         assert_eq!(significant(0.0, 4), "0");
     }
