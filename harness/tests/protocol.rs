@@ -398,8 +398,11 @@ fn sweep_status(file: &Path, results: &Path, args: &[&str]) -> (i32, String) {
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
+/// (slug, what it recorded as JSON) of some records.
+type Outcomes = Vec<(String, String)>;
+
 /// (slug, test metrics as JSON) of the final-phase records, and (slug, validation curve) of the trials.
-fn finals_and_trials(results: &Path) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn finals_and_trials(results: &Path) -> (Outcomes, Outcomes) {
     let (mut finals, mut trials) = (vec![], vec![]);
     for r in records(results) {
         let p = r.config.protocol.as_ref().unwrap();
