@@ -78,7 +78,8 @@ for f in glob.glob("results/quickstart/runs/*.json"):
     total += (find(o, "train_seconds") or 0) + (find(o, "eval_seconds") or 0)
 print(f"quickstart runs' recorded compute: {total:.0f} s (reference records: 285 s)")
 # The sweep log: when the first report came, and how the announced time left compared with the end.
-stamp = lambda line: datetime.datetime.fromisoformat(line.split("Z", 1)[0][:26])
+# (`harness sweep --jobs` passes its workers' lines on as "[worker k] <line>")
+stamp = lambda line: datetime.datetime.fromisoformat(re.sub(r"^\[worker \d+\] ", "", line).split("Z", 1)[0][:26])
 lines = open(os.environ["QS_LOG"]).read().splitlines()
 runs = [(stamp(l), m.group(1)) for l in lines if (m := re.search(r"INFO \[\d+/\d+\] .*about (.+) left", l))]
 first = [stamp(l) for l in lines if "INFO report of round 1 " in l]
