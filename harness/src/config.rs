@@ -137,6 +137,18 @@ impl RunConfig {
         if self.dim < 1 {
             p.push(format!("`dim`: {} is not an embedding size (at least 1)", self.dim));
         }
+        if self.model.frozen {
+            if self.model.backbone.weights().is_none() {
+                p.push("`model.frozen: true` needs a pretrained backbone with `weights:` (a frozen random network would make the features depend on the seed)".into());
+            }
+            let tr = &t.transform;
+            if tr.flip != 0.0 || tr.scale != (1.0, 1.0) {
+                p.push(format!(
+                    "`model.frozen: true` computes each image's features once, through the evaluation transform (resize {}, centre crop {}): augmentation cannot be honoured (`train.transform.flip`: {}, `scale`: {:?}); set flip: 0 and scale: [1, 1], or train the backbone (frozen: false)",
+                    tr.resize, tr.size, tr.flip, tr.scale
+                ));
+            }
+        }
         let e = &self.eval;
         if e.recall_at.is_empty() || e.recall_at.iter().any(|&k| k < 1) {
             p.push(format!("`eval.recall_at`: {:?}: expected one or more K >= 1", e.recall_at));

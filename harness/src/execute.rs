@@ -142,5 +142,6 @@ fn concatenated(config: &RunConfig, results: &Path) -> Result<RunOutcome> {
         device: "Cpu".into(),
         error: None,
         selection: None,
+        feature_cache: vec![],
     })
 }

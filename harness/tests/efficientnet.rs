@@ -75,6 +75,7 @@ fn weights_that_do_not_fit_are_refused_naming_the_variable() {
             backbone: BackboneConfig::EfficientnetLite0 { weights: Some(w) },
             pretrained: true,
             freeze_batchnorm: false,
+            frozen: false,
         };
         let mut vs = nn::VarStore::new(tch::Device::Cpu);
         EmbeddingModel::build(&config, &mut vs, "backbone", "head", 8, None).map(|_| ()).map_err(|e| e.to_string())
@@ -109,6 +110,7 @@ fn weights_that_do_not_fit_are_refused_naming_the_variable() {
         backbone: BackboneConfig::EfficientnetLite0 { weights: None },
         pretrained: true,
         freeze_batchnorm: false,
+        frozen: false,
     };
     let mut vs = nn::VarStore::new(tch::Device::Cpu);
     let e = EmbeddingModel::build(&config, &mut vs, "backbone", "head", 8, None).unwrap_err().to_string();

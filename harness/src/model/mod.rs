@@ -96,6 +96,39 @@ pub struct ModelConfig {
     pub pretrained: bool,
     /// Keep BatchNorm statistics frozen during training (the official SoftTriple recipe).
     pub freeze_batchnorm: bool,
+    /// Keep the whole pretrained backbone fixed (evaluation mode): its features are computed once per
+    /// image and cached, and only the embedding layer and a loss's centres train.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
+}
+
+/// The feature size of a pretrained backbone (what a frozen one's cached features hold).
+pub fn backbone_features(b: &BackboneConfig) -> Result<i64, ModelError> {
+    Ok(match b {
+        BackboneConfig::EfficientnetLite0 { .. } => efficientnet_lite::FEATURES,
+        BackboneConfig::BnInception { .. } => bn_inception::FEATURES,
+        BackboneConfig::Resnet18 { .. } => 512,
+        BackboneConfig::Resnet50 { .. } => 2048,
+        _ => {
+            return Err(ModelError::Config(
+                "`model.frozen` needs a pretrained backbone (bn_inception, efficientnet_lite0, resnet18, resnet50)"
+                    .into(),
+            ))
+        }
+    })
+}
+
+impl BackboneConfig {
+    /// The pretrained weights file a backbone is given, if any.
+    pub fn weights(&self) -> Option<&std::path::Path> {
+        match self {
+            BackboneConfig::BnInception { weights }
+            | BackboneConfig::EfficientnetLite0 { weights }
+            | BackboneConfig::Resnet18 { weights }
+            | BackboneConfig::Resnet50 { weights } => weights.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -104,6 +137,7 @@ impl Default for ModelConfig {
             backbone: BackboneConfig::SmallCnn { channels: default_channels() },
             pretrained: false,
             freeze_batchnorm: false,
+            frozen: false,
         }
     }
 }
@@ -234,13 +268,7 @@ impl EmbeddingModel {
         input_dim: Option<i64>,
     ) -> Result<Self, ModelError> {
         let bp = vs.root().sub(backbone_path);
-        let weights = match &config.backbone {
-            BackboneConfig::Resnet18 { weights }
-            | BackboneConfig::Resnet50 { weights }
-            | BackboneConfig::BnInception { weights }
-            | BackboneConfig::EfficientnetLite0 { weights } => weights.clone(),
-            _ => None,
-        };
+        let weights = config.backbone.weights().map(std::path::Path::to_path_buf);
         if config.pretrained && weights.is_none() && !matches!(config.backbone, BackboneConfig::Torchscript { .. }) {
             return Err(ModelError::Config(
                 "`pretrained: true` but no `weights` file is given: the backbone would silently start from random weights. Give `weights:` (see README: converting pretrained weights) or set `pretrained: false`".into(),

@@ -1,6 +1,7 @@
 //! One run: data → model → loss → optimiser → evaluation once after training (no test-set model
 //! selection) → an outcome for the record. Checkpoints at the end of each epoch let a killed run
 //! resume exactly where it stopped.
+mod features;
 mod floor;
 mod selection;
 mod splits;
@@ -91,6 +92,39 @@ pub struct RunOutcome {
     /// Model selection on the validation split (protocol runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionOutcome>,
+    /// The frozen-feature cache entries the run read (`model.frozen`): each split's key, and
+    /// whether this run computed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_cache: Vec<FeatureCache>,
+}
+
+/// One split's entry of the frozen-feature cache (`cache/features/<key>.safetensors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureCache {
+    /// `train` or `test`.
+    pub split: String,
+    /// The cache key: split items, weights SHA-256, backbone and evaluation transform.
+    pub key: String,
+    /// Whether this run computed the features (else it read them).
+    pub computed: bool,
+}
+
+/// `split` as frozen features when `config` asks for them, noting the cache entry in `cache`.
+fn frozen(
+    split: splits::Split,
+    name: &str,
+    config: &RunConfig,
+    device: tch::Device,
+    cache: &mut Vec<FeatureCache>,
+) -> Result<splits::Split> {
+    if !config.model.frozen {
+        return Ok(split);
+    }
+    let (split, entry) = features::freeze(split, config, device)?;
+    if let Some((key, computed)) = entry {
+        cache.push(FeatureCache { split: name.into(), key, computed });
+    }
+    Ok(split)
 }
 
 impl RunOutcome {
@@ -106,6 +140,7 @@ impl RunOutcome {
             device: device.into(),
             error: Some(error.into()),
             selection: None,
+            feature_cache: vec![],
         }
     }
 }
@@ -186,8 +221,18 @@ pub fn run_with(
     if let Some(p) = &config.protocol {
         return selection::run_protocol(config, p, device, checkpoint, save_embeddings, progress);
     }
-    let data =
+    let mut data =
         splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;
+    let mut cache = vec![];
+    let head_only = features::head_only(config);
+    let config = if config.model.frozen {
+        data.train = frozen(data.train, "train", config, device, &mut cache)?;
+        data.test = frozen(data.test, "test", config, device, &mut cache)?;
+        data.input_dim = Some(crate::model::backbone_features(&config.model.backbone)?);
+        &head_only
+    } else {
+        config
+    };
     let test_size = data.test.len();
     if let Some(k) = config.eval.recall_at.iter().find(|&&k| k < 1 || k as usize >= test_size) {
         anyhow::bail!(
@@ -229,6 +274,7 @@ pub fn run_with(
         device: format!("{device:?}"),
         error: None,
         selection: None,
+        feature_cache: cache,
     };
     if status == RunStatus::Diverged {
         return Ok(outcome);

@@ -103,7 +103,17 @@ pub(super) fn run_protocol(
         bail!("a concatenated evaluation trains nothing: `harness sweep` runs it from its fold runs' kept test embeddings");
     }
     let t = &config.train;
-    let (full, classes, input_dim, fingerprint) = splits::load_train(&config.data, t)?;
+    let (full, classes, mut input_dim, fingerprint) = splits::load_train(&config.data, t)?;
+    let mut cache = vec![];
+    let full = super::frozen(full, "train", config, device, &mut cache)?;
+    let head_only = super::features::head_only(config);
+    let original = config;
+    let config = if config.model.frozen {
+        input_dim = Some(crate::model::backbone_features(&config.model.backbone)?);
+        &head_only
+    } else {
+        config
+    };
     let (fit, val, fingerprint) = fold_parts(full, classes as usize, p, &fingerprint)?;
     let fit_labels = fit.labels();
     let fit_classes = fit_labels.iter().max().map_or(0, |m| m + 1);
@@ -139,6 +149,7 @@ pub(super) fn run_protocol(
         device: format!("{device:?}"),
         error: None,
         selection: Some(selection),
+        feature_cache: cache,
     };
     if status == RunStatus::Diverged || p.phase == Phase::Search {
         return Ok(outcome);
@@ -151,7 +162,7 @@ pub(super) fn run_protocol(
     if p.fold.is_none() {
         outcome.split_fingerprint = data.fingerprint.clone();
     }
-    let test = data.test;
+    let test = super::frozen(data.test, "test", original, device, &mut outcome.feature_cache)?;
     let (emb, labels, skipped) = splits::embed_test(&trainer.model, &test, device, t)?;
     outcome.diagnostics.skipped_test_images = skipped;
     if let Some(dir) = save_embeddings {
