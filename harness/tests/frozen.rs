@@ -44,8 +44,11 @@ fn sweep(dir: &Path, yaml: &str, results: &str, cache: &Path) -> (bool, String) 
     (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
-/// Per record (slug): its cache entries as (split, computed), and its test metrics as JSON.
-fn cache_use(results: &Path) -> Vec<(String, Vec<(String, bool)>, String)> {
+/// A record's slug, its cache entries as (split, computed), and its test metrics as JSON.
+type CacheUse = (String, Vec<(String, bool)>, String);
+
+/// Per record: what it read from the cache and what it scored.
+fn cache_use(results: &Path) -> Vec<CacheUse> {
     let mut v: Vec<_> = harness::store::read_records(results)
         .unwrap()
         .into_iter()
