@@ -446,15 +446,8 @@ fn sweep(
     if let Some(jobs) = jobs {
         return start_workers(jobs, threads, &results, report.as_ref().map(|r| r.0.as_path()));
     }
-    let threads = set_threads(threads);
-    let _registration = harness::sweep::workers::register(&results, threads)?;
-    let warned = std::cell::Cell::new(false);
-    let check_threads = || {
-        if !warned.get() {
-            warned.set(oversubscription_warning(&results));
-        }
-    };
-    check_threads();
+    let watch = ThreadWatch::start(&results, threads)?;
+    let check_threads = || watch.check();
     let opts = harness::sweep::SweepOptions {
         results: results.clone(),
         shard: shard.unwrap(),
@@ -470,15 +463,29 @@ fn sweep(
         }
         return tune(&sweep, &source, &opts, report, &check_threads);
     }
+    plain_sweep(&sweep, &source, &opts, report, &check_threads)
+}
+
+/// `harness sweep` of a file without a `protocol:` block: the shard's runs that have no record
+/// (the report rewritten after each round with `--report`); exits 1 while any run of the shard is
+/// recorded as failed.
+fn plain_sweep(
+    sweep: &harness::sweep::Sweep,
+    source: &str,
+    opts: &harness::sweep::SweepOptions,
+    report: Option<(std::path::PathBuf, String)>,
+    check_threads: &dyn Fn(),
+) -> Result<()> {
+    let results = &opts.results;
     let display = std::cell::RefCell::new(harness::progress::SweepDisplay::default());
     // A report that cannot be written now is written at the next round or by `harness report`.
     let unwritten = |err: anyhow::Error| tracing::warn!("the round's report was not written: {err:#}");
     let rounds = report.map(|(output, baseline)| {
-        let r = RoundReports { sweep: &sweep, results: results.clone(), output, baseline };
+        let r = RoundReports { sweep, results: results.clone(), output, baseline };
         r.before_runs().unwrap_or_else(unwritten);
         r
     });
-    let summary = harness::sweep::run_sweep(&sweep, &source, &opts, &|e| {
+    let summary = harness::sweep::run_sweep(sweep, source, opts, &|e| {
         if matches!(e, harness::sweep::SweepEvent::RunStarted { .. }) {
             check_threads();
         }
@@ -513,6 +520,32 @@ fn sweep(
         );
     }
     Ok(())
+}
+
+/// This process as a worker of a results folder: its libtorch threads set and registered, and a
+/// warning, once, when the folder's live workers ask for more threads than the machine has cores.
+struct ThreadWatch {
+    results: std::path::PathBuf,
+    warned: std::cell::Cell<bool>,
+    _registration: harness::sweep::workers::Registration,
+}
+
+impl ThreadWatch {
+    /// Sets the threads (see [`set_threads`]), registers this worker and checks once.
+    fn start(results: &std::path::Path, threads: Option<usize>) -> Result<Self> {
+        let threads = set_threads(threads);
+        let _registration = harness::sweep::workers::register(results, threads)?;
+        let watch = Self { results: results.into(), warned: std::cell::Cell::new(false), _registration };
+        watch.check();
+        Ok(watch)
+    }
+
+    /// Warns if the workers oversubscribe the cores, unless it already did.
+    fn check(&self) {
+        if !self.warned.get() {
+            self.warned.set(oversubscription_warning(&self.results));
+        }
+    }
 }
 
 /// Sets this process's libtorch threads from `--threads` (else OMP_NUM_THREADS or libtorch's

@@ -96,6 +96,7 @@ pub fn load(cfg: &OmniglotDataset) -> Result<ImageList, DataError> {
         let side = if train_chars.contains(&class) { &mut train } else { &mut test };
         side.extend(c.files.iter().map(|f| ImageItem { path: f.clone(), class: class as i64 }));
     }
+    let merged_total: usize = merged.values().sum();
     let mut notes = vec![format!(
         "folders      {} ({} character folders read)",
         folders
@@ -103,9 +104,8 @@ pub fn load(cfg: &OmniglotDataset) -> Result<ImageList, DataError> {
             .map(|f| if f.as_os_str().is_empty() { ".".into() } else { f.display().to_string() })
             .collect::<Vec<_>>()
             .join(", "),
-        kept.len() + merged.values().sum::<usize>()
+        kept.len() + merged_total
     )];
-    let merged_total: usize = merged.values().sum();
     let per_alphabet: Vec<String> = merged.iter().map(|(a, n)| format!("{a} {n}")).collect();
     notes.push(if merged_total == 0 {
         "merged       0 characters: no character folder repeats another's drawings".into()

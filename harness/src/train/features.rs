@@ -6,10 +6,12 @@
 //! atomically (a killed writer leaves at most a temporary file no reader opens) under a lock, so
 //! concurrent processes compute a split once.
 use super::splits::Split;
+use super::FeatureCache;
 use crate::config::RunConfig;
 use crate::model::{BackboneConfig, EmbeddingModel};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Tensor};
 
@@ -18,12 +20,25 @@ pub fn cache_dir() -> PathBuf {
     std::env::var_os("HARNESS_FEATURE_CACHE").map_or_else(|| PathBuf::from("cache/features"), PathBuf::from)
 }
 
-/// SHA-256 of a file, hex.
+/// SHA-256 of a weights file, hex: hashed once per process while its size and modification time
+/// stay the same (every run, and both its splits, key the cache by it).
 fn file_sha256(path: &Path) -> Result<String> {
+    type Seen = std::collections::HashMap<PathBuf, (u64, std::time::SystemTime, String)>;
+    static SEEN: std::sync::Mutex<Option<Seen>> = std::sync::Mutex::new(None);
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let stamp = (meta.len(), meta.modified().with_context(|| format!("reading {}", path.display()))?);
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((len, time, hex)) = seen.get_or_insert_with(Default::default).get(path) {
+        if (*len, *time) == stamp {
+            return Ok(hex.clone());
+        }
+    }
     let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    seen.get_or_insert_with(Default::default).insert(path.into(), (stamp.0, stamp.1, hex.clone()));
+    Ok(hex)
 }
 
 /// The cache key of an image split's features under `config`'s backbone and transform.
@@ -40,25 +55,43 @@ fn key(config: &RunConfig, paths: &[PathBuf], labels: &[i64]) -> Result<String> 
     Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
 }
 
-/// An image split as its frozen features (read from the cache, or computed and cached), with the
-/// cache key and whether they were computed now. A split already in memory is returned as it is.
-pub(super) fn freeze(split: Split, config: &RunConfig, device: Device) -> Result<(Split, Option<(String, bool)>)> {
-    let Split::Images(src) = &split else { return Ok((split, None)) };
+/// `split` as its frozen features when `config` asks for them (read from the cache, or computed and
+/// cached), its cache entry noted in `cache` as `name`; otherwise, or for a split already in
+/// memory, the split as it is.
+pub(super) fn freeze(
+    split: Split,
+    name: &str,
+    config: &RunConfig,
+    device: Device,
+    cache: &mut Vec<FeatureCache>,
+) -> Result<Split> {
+    let Split::Images(src) = &split else { return Ok(split) };
+    if !config.model.frozen {
+        return Ok(split);
+    }
     let key = key(config, &src.paths, &src.labels)?;
     let path = cache_dir().join(format!("{key}.safetensors"));
     let y = Tensor::from_slice(&src.labels);
-    if let Some(x) = read(&path, src.paths.len()) {
-        return Ok((Split::Memory { x, y }, Some((key, false))));
-    }
-    let _lock = crate::fsio::lock(&cache_dir().join(format!("{key}.lock")))?;
-    // Another process may have written it while this one waited.
-    if let Some(x) = read(&path, src.paths.len()) {
-        return Ok((Split::Memory { x, y }, Some((key, false))));
-    }
-    let x = compute(src, config, device)?;
-    crate::fsio::write_atomic_with(&path, |tmp| Tensor::write_safetensors(&[("features", &x)], tmp))?;
-    tracing::info!("frozen features of {} images cached: {}", src.paths.len(), path.display());
-    Ok((Split::Memory { x, y }, Some((key, true))))
+    let mut entry = FeatureCache { split: name.into(), key, computed: false };
+    // Read after the lock too: another process may have written it while this one waited.
+    let x = match read(&path, src.paths.len()) {
+        Some(x) => x,
+        None => {
+            let _lock = crate::fsio::lock(&cache_dir().join(format!("{}.lock", entry.key)))?;
+            match read(&path, src.paths.len()) {
+                Some(x) => x,
+                None => {
+                    let x = compute(src, config, device)?;
+                    crate::fsio::write_atomic_with(&path, |tmp| Tensor::write_safetensors(&[("features", &x)], tmp))?;
+                    tracing::info!("frozen features of {} images cached: {}", src.paths.len(), path.display());
+                    entry.computed = true;
+                    x
+                }
+            }
+        }
+    };
+    cache.push(entry);
+    Ok(Split::Memory { x, y })
 }
 
 /// The cached features, if the file is there and holds one row per image; a file that cannot be
@@ -93,9 +126,7 @@ fn compute(src: &crate::data::pipeline::ImageSource, config: &RunConfig, device:
         train: false,
         on_bad_image: crate::data::pipeline::BadImagePolicy::Fail,
     });
-    let chunk = config.train.batch_size.max(1) * 2;
-    let batches: Vec<Vec<usize>> =
-        (0..src.paths.len()).collect::<Vec<_>>().chunks(chunk).map(<[usize]>::to_vec).collect();
+    let batches = super::splits::index_chunks(src.paths.len(), config.train.batch_size.max(1) * 2);
     let mut out = vec![];
     for b in crate::data::pipeline::BatchStream::start(eval, batches, config.train.workers, 2, 0, 0) {
         let b = b?;
@@ -107,10 +138,15 @@ fn compute(src: &crate::data::pipeline::ImageSource, config: &RunConfig, device:
     Ok(Tensor::cat(&out, 0))
 }
 
-/// `config` with the backbone replaced by the identity on features of `input_dim` (what trains).
-pub(super) fn head_only(config: &RunConfig) -> RunConfig {
+/// What trains: `config` itself, or under `model.frozen` the same run with the backbone replaced by
+/// the identity on the backbone's cached features, with their size.
+pub(super) fn trained(config: &RunConfig) -> Result<(Cow<'_, RunConfig>, Option<i64>)> {
+    if !config.model.frozen {
+        return Ok((Cow::Borrowed(config), None));
+    }
+    let dim = crate::model::backbone_features(&config.model.backbone)?;
     let mut c = config.clone();
     c.model.backbone = BackboneConfig::None;
     c.model.pretrained = false;
-    c
+    Ok((Cow::Owned(c), Some(dim)))
 }

@@ -49,10 +49,8 @@ fn test_inputs(test: &splits::Split, train: &crate::config::TrainConfig) -> Resu
                     src.paths.len()
                 );
             }
-            let batches: Vec<Vec<usize>> =
-                (0..src.paths.len()).collect::<Vec<_>>().chunks(256).map(<[usize]>::to_vec).collect();
             let (mut xs, mut ys) = (vec![], vec![]);
-            for b in test.batches(batches, train.workers, 0, 0) {
+            for b in test.batches(splits::index_chunks(src.paths.len(), 256), train.workers, 0, 0) {
                 let b = b?;
                 xs.push(b.x);
                 ys.push(b.y);

@@ -109,24 +109,6 @@ pub struct FeatureCache {
     pub computed: bool,
 }
 
-/// `split` as frozen features when `config` asks for them, noting the cache entry in `cache`.
-fn frozen(
-    split: splits::Split,
-    name: &str,
-    config: &RunConfig,
-    device: tch::Device,
-    cache: &mut Vec<FeatureCache>,
-) -> Result<splits::Split> {
-    if !config.model.frozen {
-        return Ok(split);
-    }
-    let (split, entry) = features::freeze(split, config, device)?;
-    if let Some((key, computed)) = entry {
-        cache.push(FeatureCache { split: name.into(), key, computed });
-    }
-    Ok(split)
-}
-
 impl RunOutcome {
     /// The outcome of a run that an error stopped before it could finish.
     pub fn failed(device: &str, error: &str) -> Self {
@@ -224,15 +206,11 @@ pub fn run_with(
     let mut data =
         splits::load_data(&config.data, t).with_context(|| format!("loading data set `{}`", config.data.name()))?;
     let mut cache = vec![];
-    let head_only = features::head_only(config);
-    let config = if config.model.frozen {
-        data.train = frozen(data.train, "train", config, device, &mut cache)?;
-        data.test = frozen(data.test, "test", config, device, &mut cache)?;
-        data.input_dim = Some(crate::model::backbone_features(&config.model.backbone)?);
-        &head_only
-    } else {
-        config
-    };
+    data.train = features::freeze(data.train, "train", config, device, &mut cache)?;
+    data.test = features::freeze(data.test, "test", config, device, &mut cache)?;
+    let (trained, features_dim) = features::trained(config)?;
+    let config = trained.as_ref();
+    data.input_dim = features_dim.or(data.input_dim);
     let test_size = data.test.len();
     if let Some(k) = config.eval.recall_at.iter().find(|&&k| k < 1 || k as usize >= test_size) {
         anyhow::bail!(

@@ -103,17 +103,12 @@ pub(super) fn run_protocol(
         bail!("a concatenated evaluation trains nothing: `harness sweep` runs it from its fold runs' kept test embeddings");
     }
     let t = &config.train;
-    let (full, classes, mut input_dim, fingerprint) = splits::load_train(&config.data, t)?;
+    let (full, classes, input_dim, fingerprint) = splits::load_train(&config.data, t)?;
     let mut cache = vec![];
-    let full = super::frozen(full, "train", config, device, &mut cache)?;
-    let head_only = super::features::head_only(config);
+    let full = super::features::freeze(full, "train", config, device, &mut cache)?;
     let original = config;
-    let config = if config.model.frozen {
-        input_dim = Some(crate::model::backbone_features(&config.model.backbone)?);
-        &head_only
-    } else {
-        config
-    };
+    let (trained, features_dim) = super::features::trained(config)?;
+    let (config, input_dim) = (trained.as_ref(), features_dim.or(input_dim));
     let (fit, val, fingerprint) = fold_parts(full, classes as usize, p, &fingerprint)?;
     let fit_labels = fit.labels();
     let fit_classes = fit_labels.iter().max().map_or(0, |m| m + 1);
@@ -162,7 +157,7 @@ pub(super) fn run_protocol(
     if p.fold.is_none() {
         outcome.split_fingerprint = data.fingerprint.clone();
     }
-    let test = super::frozen(data.test, "test", original, device, &mut outcome.feature_cache)?;
+    let test = super::features::freeze(data.test, "test", original, device, &mut outcome.feature_cache)?;
     let (emb, labels, skipped) = splits::embed_test(&trainer.model, &test, device, t)?;
     outcome.diagnostics.skipped_test_images = skipped;
     if let Some(dir) = save_embeddings {

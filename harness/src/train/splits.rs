@@ -310,6 +310,11 @@ fn sha2_hex(t: &Tensor) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The indices 0..n in order, in batches of `size` (the last may be shorter): a split read whole.
+pub(super) fn index_chunks(n: usize, size: usize) -> Vec<Vec<usize>> {
+    (0..n).collect::<Vec<_>>().chunks(size.max(1)).map(<[usize]>::to_vec).collect()
+}
+
 /// Embeds the test split in order, in evaluation mode; returns embeddings and labels on `device`,
 /// and how many test images were left out as unreadable (`on_bad_image: skip`).
 pub(super) fn embed_test(
@@ -323,7 +328,7 @@ pub(super) fn embed_test(
         Split::Memory { .. } | Split::Fresh { .. } => 256,
         Split::Images(_) => t.batch_size.max(1) * 2,
     };
-    let batches: Vec<Vec<usize>> = (0..n).collect::<Vec<_>>().chunks(chunk).map(<[usize]>::to_vec).collect();
+    let batches = index_chunks(n, chunk);
     tch::no_grad(|| {
         let (mut embs, mut labels, mut skipped) = (vec![], vec![], 0);
         for b in test.batches(batches, t.workers, 0, 0) {
